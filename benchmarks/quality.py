@@ -1,0 +1,201 @@
+"""Cloning quality of the embedded engine: speaker similarity, intelligibility, distortion, pitch error.
+
+For each stand-in target voice (festival kal, ked, slt; espeak-ng f3), the voice is enrolled from 20 sentences
+(with transcript, and optionally without) and 10 held-out sentences are rendered by (a) the plain base voice,
+(b) the cloned voice; (c) is the target's own speech. Reported per target and on average:
+
+* SECS: cosine similarity of resemblyzer embeddings to the centroid of the target's held-out utterances,
+  averaged over utterances; (c) uses the target's enrollment utterances (the ceiling).
+* gap closed = (b - a) / (c - a).
+* WER: pocketsphinx (bundled en-us model) word error rate against the script.
+* MCD (dB, c1..c24, DTW-aligned to the target's reading) and log-F0 RMSE (semitones, aligned voiced frames).
+
+Run: ``python -m benchmarks.quality`` (add ``--no-transcript`` to also measure statistics-only enrollment).
+Needs the ``quality`` extra (resemblyzer, pocketsphinx) and festival/espeak-ng (scripts/setup.sh installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import corpus
+from voiceclone_core import audio
+from voiceclone_core.config import Settings
+from voiceclone_core.engines import conversion as cv
+from voiceclone_core.engines.base import EnrollmentSample, SynthesisOptions
+from voiceclone_core.engines.classic import ClassicEngine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class Judge:
+    """Speaker encoder and recogniser, loaded once."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder
+        from resemblyzer import VoiceEncoder
+
+        self.encoder = VoiceEncoder("cpu", verbose=False)
+        self.decoder = Decoder(samprate=16000, logfn="/dev/null")
+
+    def embed(self, x: np.ndarray, sr: int) -> np.ndarray:
+        from resemblyzer import preprocess_wav
+
+        return self.encoder.embed_utterance(preprocess_wav(x, source_sr=sr))
+
+    def transcribe(self, x: np.ndarray, sr: int) -> str:
+        pcm = audio.to_pcm16(audio.resample(x, sr, 16000))
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr if hyp else ""
+
+
+def _words(s: str) -> list[str]:
+    return re.sub(r"[^a-z' ]", " ", s.lower()).split()
+
+
+def word_errors(ref: str, hyp: str) -> tuple[int, int]:
+    """Levenshtein distance over words, and the reference length."""
+    r, h = _words(ref), _words(hyp)
+    prev = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        cur = [i] + [0] * len(h)
+        for j, hw in enumerate(h, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
+        prev = cur
+    return prev[-1], len(r)
+
+
+def distortion(x: np.ndarray, y: np.ndarray, sr: int) -> tuple[float, float]:
+    """MCD (dB) and log-F0 RMSE (semitones) between x and reference y after DTW on mel-cepstra."""
+    codec = cv.codec_for(16000)
+    fx = cv.analyze(audio.resample(x, sr, 16000), codec, False)
+    fy = cv.analyze(audio.resample(y, sr, 16000), codec, False)
+    mx, my = cv.speech_mask(fx), cv.speech_mask(fy)
+    cx, cy = fx.mcep[mx, 1:], fy.mcep[my, 1:]
+    path = cv.dtw_path(cx, cy, band=0.4)
+    diff = cx[path[:, 0]] - cy[path[:, 1]]
+    mcd = float(np.mean(10.0 / np.log(10) * np.sqrt(2.0 * np.sum(diff**2, axis=1))))
+    f0x, f0y = fx.f0[mx][path[:, 0]], fy.f0[my][path[:, 1]]
+    both = (f0x > 0) & (f0y > 0)
+    f0_err = (
+        float(np.sqrt(np.mean((12 * np.log2(f0x[both] / f0y[both])) ** 2))) if both.any() else float("nan")
+    )
+    return mcd, f0_err
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: bool, cache: Path) -> dict:
+    rec, sr, transcript = corpus.enrollment_recording(speaker, cache)
+    clean, csr, _report = audio.clean_for_enrollment(audio.encode_wav(rec, sr), target_sr=engine.sample_rate)
+    t0 = time.perf_counter()
+    prompt = engine.prepare(EnrollmentSample(clean, csr, "en", transcript if use_transcript else None))
+    enroll_s = time.perf_counter() - t0
+    opts = SynthesisOptions(language="en")
+    held = list(corpus.HELD_OUT)
+    targets = [corpus.utterance(speaker, i, cache) for i in held]
+    centroid = np.mean([judge.embed(x, s) for x, s in targets], axis=0)
+    rows: dict[str, dict[str, list[float]]] = {
+        k: {"secs": [], "err": [], "n": [], "mcd": [], "f0": []} for k in ("base", "clone", "target")
+    }
+    base = engine.bases["en"]
+    for idx, (tx, tsr) in zip(held, targets, strict=True):
+        ref_text = corpus.SENTENCES[idx]
+        tx_e = audio.resample(tx, tsr, engine.sample_rate)
+        outs = {
+            "base": base.read(ref_text),
+            "clone": np.concatenate(list(engine.synthesize(ref_text, prompt, opts))),
+            "target": tx_e,
+        }
+        for k, y in outs.items():
+            rows[k]["secs"].append(_cos(judge.embed(y, engine.sample_rate), centroid))
+            e, n = word_errors(ref_text, judge.transcribe(y, engine.sample_rate))
+            rows[k]["err"].append(e)
+            rows[k]["n"].append(n)
+            if k != "target":
+                mcd, f0e = distortion(y, tx_e, engine.sample_rate)
+                rows[k]["mcd"].append(mcd)
+                rows[k]["f0"].append(f0e)
+    ceiling = float(
+        np.mean(
+            [
+                _cos(judge.embed(*corpus.utterance(speaker, i, cache)), centroid)
+                for i in list(corpus.ENROLL)[:10]
+            ]
+        )
+    )
+    out = {"speaker": speaker, "mode": prompt.meta.get("mode"), "enroll_s": enroll_s, "ceiling": ceiling}
+    for k, r in rows.items():
+        out[k] = {
+            "secs": float(np.mean(r["secs"])),
+            "wer": sum(r["err"]) / max(sum(r["n"]), 1),
+            "mcd": float(np.mean(r["mcd"])) if r["mcd"] else None,
+            "f0_rmse_st": float(np.nanmean(r["f0"])) if r["f0"] else None,
+        }
+    a, b, c = out["base"]["secs"], out["clone"]["secs"], ceiling
+    out["gap_closed"] = (b - a) / (c - a) if c > a else float("nan")
+    return out
+
+
+def print_table(results: list[dict]) -> None:
+    hdr = (
+        "| target | mode | enroll s | SECS base | SECS clone | SECS ceiling | gap closed | WER base | WER clone "
+        "| WER target | MCD base | MCD clone | F0 err base st | F0 err clone st |"
+    )
+    print(hdr)
+    print("|" + "---|" * (hdr.count("|") - 1))
+    for r in results:
+        print(
+            f"| {r['speaker']} | {r['mode']} | {r['enroll_s']:.1f} | {r['base']['secs']:.3f} | "
+            f"{r['clone']['secs']:.3f} | {r['ceiling']:.3f} | {r['gap_closed']:.0%} | {r['base']['wer']:.2f} | "
+            f"{r['clone']['wer']:.2f} | {r['target']['wer']:.2f} | {r['base']['mcd']:.2f} | "
+            f"{r['clone']['mcd']:.2f} | {r['base']['f0_rmse_st']:.2f} | {r['clone']['f0_rmse_st']:.2f} |"
+        )
+    for mode in sorted({r["mode"] for r in results}):
+        sel = [r for r in results if r["mode"] == mode]
+        mean = statistics.fmean
+        gap = mean(r["gap_closed"] for r in sel)
+        dwer = mean(r["clone"]["wer"] for r in sel) - mean(r["base"]["wer"] for r in sel)
+        beats = all(r["clone"]["secs"] > r["base"]["secs"] for r in sel)
+        print(
+            f"\nmean over {len(sel)} targets ({mode}): SECS base {mean(r['base']['secs'] for r in sel):.3f} → "
+            f"clone {mean(r['clone']['secs'] for r in sel):.3f} (ceiling {mean(r['ceiling'] for r in sel):.3f}); "
+            f"gap closed {gap:.0%} (goal ≥ 50%); clone beats base on every target: {beats}; "
+            f"WER clone − base {dwer:+.3f} (goal ≤ +0.10); enrollment {mean(r['enroll_s'] for r in sel):.1f} s"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--speakers", default="kal,ked,slt,espeak_f")
+    ap.add_argument(
+        "--no-transcript", action="store_true", help="also evaluate enrollment without transcript"
+    )
+    ap.add_argument("--cache", type=Path, default=RESULTS / "corpus")
+    args = ap.parse_args()
+    engine = ClassicEngine(Settings())
+    judge = Judge()
+    results = []
+    for spk in args.speakers.split(","):
+        results.append(evaluate(engine, judge, spk, True, args.cache))
+        if args.no_transcript:
+            results.append(evaluate(engine, judge, spk, False, args.cache))
+    print_table(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "quality.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

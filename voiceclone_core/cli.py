@@ -1,0 +1,209 @@
+"""Command line: ``voiceclone enroll | voices | say | rename | delete | serve``.
+
+Every command takes ``--data-dir DIR`` and ``--config FILE`` (and ``--set section.key=value``). Errors print
+one line to stderr and exit non-zero: 2 for usage and settings errors, 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from voiceclone_core import audio
+from voiceclone_core.config import ConfigError, Settings, load_settings
+from voiceclone_core.engines.base import EngineError, create_engine
+from voiceclone_core.speech import SpeechError, SpeechRequest, SpeechService
+from voiceclone_core.voices import VoiceError, VoiceLibrary
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help="where voices, cache and models live")
+    common.add_argument("--config", type=Path, help="YAML settings file (see config/voiceclone.yaml)")
+    common.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set speech.queue_size=8 (repeatable)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+    p = argparse.ArgumentParser(prog="voiceclone", description="Household voice-cloning text-to-speech.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("enroll", parents=[common], help="enroll a voice from a recording")
+    e.add_argument("name", help="display name, e.g. Mum")
+    e.add_argument("audio", type=Path, help="recording (WAV, FLAC, OGG or MP3), ideally 30-90 s of speech")
+    e.add_argument("--transcript", help="what is said in the recording (improves the clone)")
+    e.add_argument("--transcript-file", type=Path, help="read the transcript from a UTF-8 file")
+    e.add_argument("--language", help="language of the voice, e.g. en or zh")
+    e.add_argument("--id", dest="voice_id", help="voice id (slug); default derived from the name")
+    e.add_argument("--consent", help="who agreed to this voice being cloned (required)")
+
+    sub.add_parser("voices", parents=[common], help="list enrolled voices")
+
+    s = sub.add_parser("say", parents=[common], help="speak text in an enrolled voice to a WAV file")
+    s.add_argument("text")
+    s.add_argument("--voice", help="voice id (default: the configured default voice)")
+    s.add_argument("--language")
+    s.add_argument("--speed", type=float, default=1.0)
+    s.add_argument("--volume", type=float, default=1.0)
+    s.add_argument("-o", "--output", type=Path, required=True)
+
+    r = sub.add_parser("rename", parents=[common], help="change a voice's display name")
+    r.add_argument("voice_id")
+    r.add_argument("name")
+
+    d = sub.add_parser("delete", parents=[common], help="delete a voice and every file of it")
+    d.add_argument("voice_id")
+
+    sub.add_parser("serve", parents=[common], help="run the network doors (Wyoming, MQTT, web)")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, str] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    if args.data_dir is not None:
+        overrides["data_dir"] = str(args.data_dir)
+    return load_settings(args.config, overrides=overrides)
+
+
+def _library(settings: Settings) -> VoiceLibrary:
+    return VoiceLibrary(settings.voices_dir, create_engine(settings))
+
+
+def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    transcript = args.transcript
+    if args.transcript_file is not None:
+        try:
+            transcript = args.transcript_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot read transcript file {args.transcript_file}: {exc.strerror}") from exc
+    if not args.consent:
+        raise VoiceError('enrollment needs recorded consent: add --consent "who agreed"')
+    if not args.audio.is_file():
+        raise CliError(f"no such recording: {args.audio}")
+    library = _library(settings)
+    try:
+        profile, report = library.enroll(
+            args.name,
+            args.audio,
+            consent=args.consent,
+            transcript=transcript,
+            language=args.language,
+            voice_id=args.voice_id,
+        )
+    except audio.SampleRejected as exc:
+        _print_report(exc.report)
+        raise CliError(f"recording rejected: {exc}") from exc
+    _print_report(report)
+    mode = profile.prompts.get(library.engine.name, {}).get("mode", "")
+    print(
+        f"enrolled voice '{profile.id}' ({profile.name}), revision {profile.revision}"
+        + (f", {mode} conversion" if mode else "")
+    )
+    return 0
+
+
+def _print_report(report: audio.QualityReport) -> None:
+    print(
+        f"quality: {report.verdict} — {report.speech_s:.1f} s speech of {report.duration_s:.1f} s, "
+        f"SNR {report.snr_db:.0f} dB, clipping {report.clipping_ratio:.2%}, {report.sample_rate} Hz"
+    )
+    for reason in report.reasons:
+        print(f"  - {reason}")
+
+
+def cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
+    profiles = VoiceLibrary(settings.voices_dir).list()  # listing needs no engine
+    if not profiles:
+        print("no voices enrolled")
+    for p in profiles:
+        print(f"{p.id}\t{p.name}\t{p.language}\tconsent: {p.consent.given_by} ({p.consent.given_at})")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace, settings: Settings) -> int:
+    library = _library(settings)
+    service = SpeechService(settings, library, library.engine)
+    try:
+        request = SpeechRequest(
+            args.text, voice=args.voice, language=args.language, speed=args.speed, volume=args.volume
+        )
+        clip, sr = asyncio.run(service.synthesize(request))
+    finally:
+        service.close()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    audio.write_wav(args.output, clip, sr)
+    print(f"wrote {args.output} ({len(clip) / sr:.2f} s, {sr} Hz)")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace, settings: Settings) -> int:
+    profile = _library(settings).rename(args.voice_id, args.name)
+    print(f"renamed '{profile.id}' to {profile.name}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    library = _library(settings)
+    service = SpeechService(settings, library, library.engine)  # wires cache removal into deletion
+    try:
+        library.delete(args.voice_id)
+    finally:
+        service.close()
+    print(f"deleted voice '{args.voice_id}' and all its files")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    raise CliError(
+        "serve: no network door is built yet (the Wyoming, MQTT and web doors are separate issues)"
+    )
+
+
+COMMANDS = {
+    "enroll": cmd_enroll,
+    "voices": cmd_voices,
+    "say": cmd_say,
+    "rename": cmd_rename,
+    "delete": cmd_delete,
+    "serve": cmd_serve,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``voiceclone`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = _settings(args)
+        return COMMANDS[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"voiceclone: settings error: {exc}", file=sys.stderr)
+        return 2
+    except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError) as exc:
+        print(f"voiceclone: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

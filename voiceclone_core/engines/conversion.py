@@ -1,0 +1,276 @@
+"""Voice conversion maths for the embedded engine: WORLD analysis, alignment, mapping fit, rendering.
+
+The conversion works on WORLD parameters (F0 by RAPT, spectral envelope by CheapTrick, aperiodicity by D4C):
+
+* F0: log-linear transform (mean and standard deviation of voiced log-F0 matched to the target).
+* Spectral envelope: a linear map on mel-cepstra (c1..c24) with ±20 ms context, fitted by ridge regression
+  on DTW-aligned parallel frames (the base voice reads the enrollment transcript), or plain per-dimension
+  statistics matching when no transcript is known. A fixed global-variance gain undoes the regression's
+  over-smoothing.
+* Rendering is *differential*: the base voice's own fine-resolution envelope is kept and only the smooth
+  converted-minus-source mel-cepstral difference is added, so consonant detail survives.
+
+Spectrum <-> mel-cepstrum conversions are linear in the log domain and are done with precomputed matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pysptk
+import pyworld
+
+MCEP_ORDER = 24
+FRAME_HOP_S = 0.005
+CONTEXT_OFFSETS = (-4, -2, 0, 2, 4)
+F0_MIN, F0_MAX = 60.0, 500.0
+
+
+@dataclass(frozen=True)
+class SpectralCodec:
+    """Precomputed log-power-spectrum <-> mel-cepstrum matrices for one sample rate."""
+
+    sample_rate: int
+    fft_size: int
+    hop: int
+    to_mcep: np.ndarray  # (bins, order+1)
+    from_mcep: np.ndarray  # (order+1, bins)
+
+    @property
+    def frame_period_ms(self) -> float:
+        return 1000.0 * self.hop / self.sample_rate
+
+
+@lru_cache(maxsize=4)
+def codec_for(sample_rate: int, order: int = MCEP_ORDER) -> SpectralCodec:
+    """Build (once per rate) the linear maps equivalent to ``pysptk.sp2mc`` / ``pysptk.mc2sp``."""
+    fft_size = pyworld.get_cheaptrick_fft_size(sample_rate)
+    bins = fft_size // 2 + 1
+    alpha = pysptk.util.mcepalpha(sample_rate)
+    eye_b = np.eye(bins)
+    to_mcep = np.stack([pysptk.sp2mc(np.exp(eye_b[i]), order, alpha) for i in range(bins)])
+    eye_c = np.eye(order + 1)
+    from_mcep = np.stack([np.log(pysptk.mc2sp(eye_c[k], alpha, fft_size)) for k in range(order + 1)])
+    hop = max(1, round(sample_rate * FRAME_HOP_S))
+    return SpectralCodec(sample_rate, fft_size, hop, to_mcep, from_mcep)
+
+
+@dataclass
+class Frames:
+    """WORLD analysis of one waveform."""
+
+    f0: np.ndarray  # (T,), 0 where unvoiced
+    sp: np.ndarray  # (T, bins) power envelope
+    ap: np.ndarray | None  # (T, bins) aperiodicity
+    mcep: np.ndarray  # (T, order+1)
+    energy_db: np.ndarray  # (T,) frame RMS in dBFS
+
+
+def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True) -> Frames:
+    """WORLD analysis with RAPT F0 (robust on low, creaky voices where DIO/Harvest double the pitch)."""
+    x64 = np.ascontiguousarray(x, dtype=np.float64)
+    sr, hop = codec.sample_rate, codec.hop
+    f0 = pysptk.rapt(
+        (x64 * 32767.0).astype(np.float32), fs=sr, hopsize=hop, min=F0_MIN, max=F0_MAX, otype="f0"
+    )
+    f0 = np.ascontiguousarray(f0, dtype=np.float64)
+    t = np.arange(len(f0), dtype=np.float64) * hop / sr
+    sp = pyworld.cheaptrick(x64, f0, t, sr, fft_size=codec.fft_size)
+    ap = pyworld.d4c(x64, f0, t, sr, fft_size=codec.fft_size) if with_aperiodicity else None
+    mcep = np.log(np.maximum(sp, 1e-16)) @ codec.to_mcep
+    return Frames(f0, sp, ap, mcep, _frame_energy_db(x64, hop, len(f0)))
+
+
+def _frame_energy_db(x: np.ndarray, hop: int, n: int) -> np.ndarray:
+    pad = np.pad(x, (hop, hop + n * hop))
+    win = 2 * hop
+    idx = np.arange(n)[:, None] * hop + np.arange(win)[None, :]
+    rms = np.sqrt(np.mean(pad[idx] ** 2, axis=1) + 1e-12)
+    return 20.0 * np.log10(rms)
+
+
+def speech_mask(frames: Frames) -> np.ndarray:
+    """Frames with speech energy (relative to the loud frames), for alignment and statistics."""
+    e = frames.energy_db
+    loud = np.percentile(e, 95)
+    return e > max(loud - 35.0, np.percentile(e, 10) + 6.0)
+
+
+def context_features(c: np.ndarray, offsets: tuple[int, ...] = CONTEXT_OFFSETS) -> np.ndarray:
+    """Stack frames at the given offsets (edge-padded) plus a bias column."""
+    n = len(c)
+    cols = [c[np.clip(np.arange(n) + o, 0, n - 1)] for o in offsets]
+    cols.append(np.ones((n, 1)))
+    return np.hstack(cols)
+
+
+def cmvn(c: np.ndarray) -> np.ndarray:
+    """Per-dimension mean/variance normalisation (speaker-independent alignment features)."""
+    return (c - c.mean(axis=0)) / (c.std(axis=0) + 1e-8)
+
+
+def dtw_path(a: np.ndarray, b: np.ndarray, band: float = 0.25) -> np.ndarray:
+    """Align two feature sequences; returns (K, 2) index pairs from (0, 0) to (N-1, M-1).
+
+    Slope-constrained steps (1,1), (1,2), (2,1) so each row depends only on earlier rows (vectorised per row);
+    a Sakoe-Chiba band around the length-scaled diagonal keeps memory at O(N * band).
+    """
+    n, m = len(a), len(b)
+    if n < 2 or m < 2 or max(n, m) > 2 * min(n, m) - 2:
+        raise ValueError("sequences too different in length to align")
+    width = int(band * max(n, m)) + abs(n - m) // 2 + 8
+    centre = np.round(np.arange(n) * (m - 1) / max(n - 1, 1)).astype(int)
+    lo = np.clip(centre - width, 0, m - 1)
+    hi = np.clip(centre + width + 1, 1, m)
+    w = int((hi - lo).max())
+    inf = np.float32(np.inf)
+    cost_d = np.full((n, w), inf, dtype=np.float32)
+    back = np.zeros((n, w), dtype=np.int8)
+    b_sq = np.sum(b * b, axis=1)
+
+    def row_vals(r: int, cols: np.ndarray) -> np.ndarray:
+        if r < 0:
+            return np.full(len(cols), inf, dtype=np.float32)
+        k = cols - lo[r]
+        ok = (k >= 0) & (k < hi[r] - lo[r])
+        out = np.full(len(cols), inf, dtype=np.float32)
+        out[ok] = cost_d[r, k[ok]]
+        return out
+
+    for i in range(n):
+        cols = np.arange(lo[i], hi[i])
+        local = np.sqrt(np.maximum(np.sum(a[i] * a[i]) + b_sq[cols] - 2.0 * (b[cols] @ a[i]), 0.0))
+        if i == 0:
+            acc = np.where(cols == 0, local, inf).astype(np.float32)
+            cost_d[0, : len(cols)] = acc
+            continue
+        cands = np.stack([row_vals(i - 1, cols - 1), row_vals(i - 1, cols - 2), row_vals(i - 2, cols - 1)])
+        choice = np.argmin(cands, axis=0)
+        best = cands[choice, np.arange(len(cols))]
+        cost_d[i, : len(cols)] = best + local
+        back[i, : len(cols)] = choice
+    if not np.isfinite(row_vals(n - 1, np.array([m - 1]))[0]):
+        raise ValueError("no alignment path within the band")
+    path = []
+    i, j = n - 1, m - 1
+    steps = ((1, 1), (1, 2), (2, 1))
+    while i > 0 or j > 0:
+        path.append((i, j))
+        di, dj = steps[back[i, j - lo[i]]]
+        i, j = i - di, j - dj
+        if i < 0 or j < 0:
+            raise ValueError("alignment path left the grid")
+    path.append((0, 0))
+    return np.array(path[::-1])
+
+
+@dataclass
+class ConversionModel:
+    """Everything needed to convert the base voice towards one target voice (saved as prompt arrays)."""
+
+    f0_src: np.ndarray  # [mean, std] of voiced log-F0
+    f0_tgt: np.ndarray
+    weights: np.ndarray  # (len(offsets)*D + 1, D): residual map on context features
+    offsets: np.ndarray  # context frame offsets
+    gv_mean: np.ndarray  # (D,) mean of converted training frames
+    gv_gain: np.ndarray  # (D,) global-variance gain
+    length_scale: np.ndarray  # [scale] for the base voice's speaking rate
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ConversionModel:
+        return cls(**{k: arrays[k] for k in cls.__dataclass_fields__})
+
+
+def log_f0_stats(f0: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation of log-F0 over voiced frames."""
+    voiced = np.log(f0[f0 > 0])
+    if len(voiced) < 20:
+        raise ValueError("too little voiced speech to measure pitch")
+    return np.array([voiced.mean(), max(voiced.std(), 1e-3)])
+
+
+def convert_f0(f0: np.ndarray, model: ConversionModel, strength: float = 1.0) -> np.ndarray:
+    """Log-linear F0 transform; unvoiced frames stay 0."""
+    out = np.zeros_like(f0)
+    v = f0 > 0
+    (ms, ss), (mt, st) = model.f0_src, model.f0_tgt
+    z = (np.log(f0[v]) - ms) / ss
+    out[v] = np.exp((1 - strength) * np.log(f0[v]) + strength * (z * st + mt))
+    return out
+
+
+def predict_mcep(c: np.ndarray, model: ConversionModel) -> np.ndarray:
+    """Converted c1..cD for source c1..cD (before the global-variance gain)."""
+    return c + context_features(c, tuple(int(o) for o in model.offsets)) @ model.weights
+
+
+def apply_gv(conv: np.ndarray, model: ConversionModel) -> np.ndarray:
+    return model.gv_mean + (conv - model.gv_mean) * model.gv_gain
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, offsets: tuple[int, ...], lam: float) -> np.ndarray:
+    """Residual ridge regression y - x ~ context(x) @ W (the bias column is not penalised)."""
+    feats = context_features(x, offsets)
+    reg = lam * np.eye(feats.shape[1])
+    reg[-1, -1] = 0.0
+    return np.linalg.solve(feats.T @ feats + reg, feats.T @ (y - x))
+
+
+def _gv_terms(conv: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gain = np.clip(target.std(axis=0) / (conv.std(axis=0) + 1e-8), 1.0, 1.8)
+    return conv.mean(axis=0), gain
+
+
+def fit_statistics(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Non-parallel fallback: per-dimension mean/variance matching as a residual map on the centre frame."""
+    d = src.shape[1]
+    scale = tgt.std(axis=0) / (src.std(axis=0) + 1e-8)
+    bias = tgt.mean(axis=0) - src.mean(axis=0) * scale
+    weights = np.vstack([np.diag(scale - 1.0), bias[None, :]])
+    offsets = np.array([0])
+    conv = src + context_features(src, (0,)) @ weights
+    return weights, offsets, conv.mean(axis=0), np.ones(d)
+
+
+def fit_parallel(
+    src: np.ndarray, tgt: np.ndarray, lam: float = 30.0, iterations: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit the spectral map on parallel speech frames (c1..cD): DTW, fit, re-align on converted frames, refit."""
+    offsets = CONTEXT_OFFSETS
+    query = cmvn(src)
+    reference = cmvn(tgt)
+    weights = np.zeros((len(offsets) * src.shape[1] + 1, src.shape[1]))
+    for _ in range(iterations):
+        step = 2  # align on 10 ms frames; the path is mapped back to 5 ms frames
+        path = dtw_path(query[::step], reference[::step]) * step
+        xs = src[path[:, 0]]
+        ys = tgt[path[:, 1]]
+        # context must come from the source sequence itself, so fit on full-context features of aligned frames
+        feats_all = context_features(src, offsets)
+        feats = feats_all[path[:, 0]]
+        reg = lam * np.eye(feats.shape[1])
+        reg[-1, -1] = 0.0
+        weights = np.linalg.solve(feats.T @ feats + reg, feats.T @ (ys - xs))
+        conv = src + feats_all @ weights
+        query = (conv - tgt.mean(axis=0)) / (tgt.std(axis=0) + 1e-8)
+    conv_aligned = xs + feats @ weights
+    gv_mean, gv_gain = _gv_terms(conv_aligned, ys)
+    return weights, np.array(offsets), gv_mean, gv_gain
+
+
+def render(frames: Frames, model: ConversionModel, codec: SpectralCodec, strength: float = 1.0) -> np.ndarray:
+    """Convert analysed base-voice frames and resynthesise with WORLD (differential envelope, converted F0)."""
+    if frames.ap is None:
+        raise ValueError("rendering needs aperiodicity")
+    src = frames.mcep[:, 1:]
+    conv = apply_gv(predict_mcep(src, model), model)
+    diff = strength * (conv - src)
+    log_sp = np.log(np.maximum(frames.sp, 1e-16)) + diff @ codec.from_mcep[1:]
+    f0 = convert_f0(frames.f0, model, strength)
+    y = pyworld.synthesize(f0, np.exp(log_sp), frames.ap, codec.sample_rate, codec.frame_period_ms)
+    return y.astype(np.float32)
