@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class FakeEngine:
         self.fail_prepare: Exception | None = None
         self.calls: list[str] = []
         self.prepared = 0
+        self.delay = 0.0
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
         if self.fail_prepare is not None:
@@ -83,6 +85,8 @@ class FakeEngine:
         self.calls.append(text)
         if self.gate is not None:
             self.gate.wait(timeout=10)
+        if self.delay:
+            time.sleep(self.delay)
         n = int(self.sample_rate * 0.05 * max(1, len(text.split())) / options.speed)
         t = np.arange(n) / self.sample_rate
         yield (0.3 * np.sin(2 * np.pi * float(prompt.arrays["pitch"][0]) * t)).astype(np.float32)

@@ -1,0 +1,172 @@
+"""Engine protocol, registry, conversion maths, and the real embedded engine (Piper + conversion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pysptk
+import pytest
+
+from voiceclone_core import audio
+from voiceclone_core.config import Settings, load_settings
+from voiceclone_core.engines import conversion as cv
+from voiceclone_core.engines.base import (
+    Engine,
+    EngineError,
+    EngineUnavailable,
+    EnrollmentSample,
+    SynthesisOptions,
+    VoicePrompt,
+    available_engines,
+    create_engine,
+)
+
+from .conftest import PARAGRAPH
+
+
+def test_prompt_round_trip_and_digest() -> None:
+    p = VoicePrompt("classic", "1", {"w": np.arange(6.0).reshape(2, 3)}, {"mode": "parallel"})
+    q = VoicePrompt.from_bytes(p.to_bytes())
+    assert (q.engine, q.engine_version, q.meta) == ("classic", "1", {"mode": "parallel"})
+    np.testing.assert_array_equal(q.arrays["w"], p.arrays["w"])
+    assert q.digest() == p.digest()
+    p.arrays["w"][0, 0] = 9
+    assert p.digest() != q.digest()
+
+
+def test_registry(tmp_path: Path) -> None:
+    assert "classic" in available_engines()
+    bad = load_settings(env={}, overrides={"data_dir": str(tmp_path), "engine.name": "nope"})
+    with pytest.raises(EngineUnavailable, match="nope"):
+        create_engine(bad)
+    auto = create_engine(load_settings(env={}, overrides={"data_dir": str(tmp_path), "engine.name": "auto"}))
+    assert auto.name == "classic" and isinstance(auto, Engine)
+
+
+def test_missing_base_voice_is_reported(tmp_path: Path) -> None:
+    from voiceclone_core.engines.classic import ClassicEngine
+
+    s = load_settings(env={}, overrides={"data_dir": str(tmp_path), "classic.base_voice": "xx_XX-nobody-low"})
+    with pytest.raises(EngineUnavailable, match="xx_XX-nobody-low"):
+        ClassicEngine(s)
+
+
+def test_codec_matrices_match_pysptk() -> None:
+    codec = cv.codec_for(22050)
+    alpha = pysptk.util.mcepalpha(22050)
+    rng = np.random.default_rng(0)
+    sp = np.exp(rng.normal(size=(4, codec.fft_size // 2 + 1)))
+    mc = np.log(sp) @ codec.to_mcep
+    np.testing.assert_allclose(mc, pysptk.sp2mc(sp, cv.MCEP_ORDER, alpha), atol=1e-8)
+    np.testing.assert_allclose(mc @ codec.from_mcep, np.log(pysptk.mc2sp(mc, alpha, codec.fft_size)), atol=1e-8)
+
+
+def test_dtw_recovers_a_known_time_warp() -> None:
+    rng = np.random.default_rng(1)
+    a = np.cumsum(rng.normal(size=(300, 4)), axis=0)
+    idx = np.clip(np.round(np.linspace(0, 299, 420) + 8 * np.sin(np.linspace(0, 6, 420))), 0, 299).astype(int)
+    b = a[idx] + rng.normal(scale=0.01, size=(420, 4))
+    path = cv.dtw_path(a, b)
+    assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (299, 419)
+    assert np.all(np.diff(path[:, 0]) >= 0) and np.all(np.diff(path[:, 1]) >= 0)
+    err = np.abs(path[:, 0] - idx[path[:, 1]])
+    assert np.median(err) <= 1 and np.mean(err) < 2.5
+    with pytest.raises(ValueError):
+        cv.dtw_path(a[:50], b)
+
+
+def test_parallel_fit_learns_a_known_spectral_map() -> None:
+    rng = np.random.default_rng(2)
+    src = np.cumsum(rng.normal(scale=0.3, size=(900, 24)), axis=0) * 0.1
+    src -= src.mean(axis=0)
+    mix = np.eye(24) + 0.15 * rng.normal(size=(24, 24))
+    idx = np.clip(np.round(np.linspace(0, 899, 1000)), 0, 899).astype(int)
+    tgt = src[idx] @ mix + 0.5
+    weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src, tgt, lam=1.0)
+    model = cv.ConversionModel(np.zeros(2), np.zeros(2), weights, offsets, gv_mean, gv_gain, np.ones(1))
+    conv = cv.predict_mcep(src, model)
+    expected = src @ mix + 0.5
+    assert np.mean((conv - expected) ** 2) < 0.1 * np.mean((src - expected) ** 2)
+
+
+def _median_f0(x: np.ndarray, sr: int) -> float:
+    f0 = pysptk.rapt((x * 32767).astype(np.float32), fs=sr, hopsize=sr // 200, min=60, max=500, otype="f0")
+    return float(np.median(f0[f0 > 0]))
+
+
+@pytest.fixture(scope="module")
+def female_prompt(classic_engine, other_speech_wav: Path):
+    clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)
+    return classic_engine.prepare(EnrollmentSample(clean, sr, "en", PARAGRAPH)), (clean, sr)
+
+
+def test_prepare_with_transcript_fits_a_parallel_map(classic_engine, female_prompt) -> None:
+    prompt, (clean, sr) = female_prompt
+    assert prompt.engine == "classic" and prompt.meta["mode"] == "parallel"
+    model = cv.ConversionModel.from_arrays(prompt.arrays)
+    assert np.exp(model.f0_tgt[0]) == pytest.approx(_median_f0(clean, sr), rel=0.15)
+    assert np.exp(model.f0_src[0]) < 130  # the base voice (joe) is low
+    assert 0.8 <= model.length_scale[0] <= 1.25
+    assert np.all(np.isfinite(model.weights))
+
+
+def test_synthesis_streams_per_sentence_towards_the_target(classic_engine, female_prompt) -> None:
+    prompt, (clean, sr) = female_prompt
+    opts = SynthesisOptions(language="en")
+    pieces = list(classic_engine.synthesize("The lights are off. The door is locked.", prompt, opts))
+    assert len(pieces) == 2  # one per sentence, each yielded as soon as it is converted
+    out = np.concatenate(pieces)
+    assert out.dtype == np.float32 and np.all(np.isfinite(out)) and np.max(np.abs(out)) <= 1.0
+    base = classic_engine.bases["en"].read("The lights are off. The door is locked.")
+    assert 0.6 < len(out) / len(base) < 1.6
+    target_f0 = _median_f0(clean, sr)
+    base_f0 = _median_f0(base, classic_engine.sample_rate)
+    out_f0 = _median_f0(out, classic_engine.sample_rate)
+    assert abs(np.log2(out_f0 / target_f0)) < abs(np.log2(base_f0 / target_f0)) / 3  # pitch moved to target
+
+
+def test_clone_spectrum_moves_towards_the_target(classic_engine, female_prompt) -> None:
+    prompt, (clean, sr) = female_prompt
+    codec = classic_engine.codec
+    words = "Please feed the fish and clean the water bowl for the dog."
+    out = np.concatenate(list(classic_engine.synthesize(words, prompt, SynthesisOptions("en"))))
+    base = classic_engine.bases["en"].read(words)
+
+    def long_term(x: np.ndarray) -> np.ndarray:
+        f = cv.analyze(x, codec, False)
+        return f.mcep[cv.speech_mask(f), 1:].mean(axis=0)
+
+    target = long_term(clean)
+    assert np.linalg.norm(long_term(out) - target) < 0.6 * np.linalg.norm(long_term(base) - target)
+
+
+def test_prepare_without_transcript_matches_statistics(classic_engine, other_speech_wav: Path) -> None:
+    clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)
+    prompt = classic_engine.prepare(EnrollmentSample(clean, sr, "en", None))
+    assert prompt.meta["mode"] == "statistics"
+    out = np.concatenate(list(classic_engine.synthesize("Good morning.", prompt, SynthesisOptions("en"))))
+    assert len(out) > 0.3 * classic_engine.sample_rate and np.all(np.isfinite(out))
+
+
+def test_wrong_transcript_falls_back_or_still_works(classic_engine, other_speech_wav: Path) -> None:
+    clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)
+    prompt = classic_engine.prepare(EnrollmentSample(clean, sr, "en", "Yes."))  # far too short for the audio
+    assert prompt.meta["mode"] == "statistics"
+
+
+def test_speed_option_and_foreign_prompt(classic_engine, female_prompt) -> None:
+    prompt, _ = female_prompt
+    words = "The washing machine is done."
+    normal = np.concatenate(list(classic_engine.synthesize(words, prompt, SynthesisOptions("en", 1.0))))
+    fast = np.concatenate(list(classic_engine.synthesize(words, prompt, SynthesisOptions("en", 1.5))))
+    assert len(fast) < 0.85 * len(normal)
+    with pytest.raises(EngineError, match="engine"):
+        list(classic_engine.synthesize(words, VoicePrompt("other", "1"), SynthesisOptions("en")))
+    with pytest.raises(EngineError, match="language"):
+        list(classic_engine.synthesize(words, prompt, SynthesisOptions("fr")))
+
+
+def test_engine_settings_in_registry(tmp_path: Path) -> None:
+    s: Settings = load_settings(env={}, overrides={"data_dir": str(tmp_path)})
+    assert create_engine(s).sample_rate == 22050
