@@ -127,7 +127,7 @@ def test_synthesis_streams_per_sentence_towards_the_target(classic_engine, femal
 
 
 def test_clone_spectrum_moves_towards_the_target(classic_engine, female_prompt) -> None:
-    prompt, (clean, sr) = female_prompt
+    prompt, (clean, _sr) = female_prompt
     codec = classic_engine.codec
     words = "Please feed the fish and clean the water bowl for the dog."
     out = np.concatenate(list(classic_engine.synthesize(words, prompt, SynthesisOptions("en"))))
