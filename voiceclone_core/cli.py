@@ -201,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError) as exc:
         print(f"voiceclone: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"voiceclone: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "VOICECLONE_"
+_NULL_TEXT = {"", "null", "none", "~"}
+_EXPONENT_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 class ConfigError(ValueError):
@@ -104,12 +107,12 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any, hint: Any, from_text: bool) -> Any:
     """Check ``value`` against ``hint``; text from env/CLI is parsed first (as YAML scalars)."""
-    if from_text and isinstance(value, str):
-        value = yaml.safe_load(value) if value.strip() else ""
     origin = typing.get_origin(hint)
+    if from_text and isinstance(value, str) and hint not in (str, Path, Path | None):
+        value = _parse_text(key, value)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
-        if value is None and type(None) in args:
+        if type(None) in args and (value is None or (from_text and str(value).strip().lower() in _NULL_TEXT)):
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0], False)
@@ -135,6 +138,8 @@ def _coerce(key: str, value: Any, hint: Any, from_text: bool) -> Any:
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-3 as text
+            return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
@@ -143,6 +148,14 @@ def _coerce(key: str, value: Any, hint: Any, from_text: bool) -> Any:
             return str(value)
         raise ConfigError(f"{key}: expected text, got {value!r}")
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover - programming error
+
+
+def _parse_text(key: str, value: str) -> Any:
+    """Environment/CLI text to a value as YAML reads a scalar (numbers, booleans, null, flow mappings)."""
+    try:
+        return yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key}: cannot parse {value!r} ({getattr(exc, 'problem', None) or 'invalid'})") from None
 
 
 def _apply(obj: Any, data: Mapping[str, Any], prefix: str, from_text: bool) -> None:
@@ -154,6 +167,8 @@ def _apply(obj: Any, data: Mapping[str, Any], prefix: str, from_text: bool) -> N
             raise ConfigError(f"{dotted}: unknown setting")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
+            if value is None:  # a section whose keys are all commented out
+                continue
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{dotted}: expected a section (mapping), got {value!r}")
             _apply(getattr(obj, key), value, f"{dotted}.", from_text)

@@ -91,9 +91,7 @@ class Engine(Protocol):
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt: ...
 
-    def synthesize(
-        self, text: str, prompt: VoicePrompt, options: SynthesisOptions
-    ) -> Iterator[np.ndarray]: ...
+    def synthesize(self, text: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]: ...
 
 
 EngineFactory = Callable[["Settings"], Engine]
