@@ -47,6 +47,29 @@ SENTENCES = [
     "The car needs fuel before the long drive to the mountains.",
     "Happy birthday, we made your favourite chocolate cake.",
 ]
+# Read only by the base and cloned voices, to measure word error over more words (about 330 in all).
+WER_ONLY = [
+    "The kettle has boiled, would you like a cup of tea.",
+    "Your sister sent a message asking about the weekend.",
+    "Please bring the bicycles inside before the storm arrives.",
+    "The pharmacy closes at eight, so leave a little early.",
+    "There is a leak under the kitchen sink again.",
+    "The garden sprinklers will run for fifteen minutes.",
+    "The school bus is five minutes away from the corner.",
+    "Lock the windows upstairs, the wind is getting stronger.",
+    "The bread in the oven needs another ten minutes.",
+    "Someone left the refrigerator door open in the garage.",
+    "The new light bulbs are in the drawer next to the stove.",
+    "Your meeting with the plumber is tomorrow at noon.",
+    "The baby monitor battery is almost empty.",
+    "Dinner tonight is pasta with tomato sauce and salad.",
+    "The mailman brought three letters and a small box.",
+    "Please take the recycling bins to the street tonight.",
+    "The temperature outside has dropped below freezing.",
+    "The laundry basket in the bedroom is full.",
+    "Grandpa called to say he arrived home safely.",
+    "The front gate did not close properly this evening.",
+]
 ENROLL = range(0, 20)
 HELD_OUT = range(20, 30)
 

@@ -84,7 +84,7 @@ def test_parallel_fit_learns_a_known_spectral_map() -> None:
     idx = np.clip(np.round(np.linspace(0, 899, 1000)), 0, 899).astype(int)
     tgt = src[idx] @ mix + 0.5
     weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src, tgt, lam=1.0)
-    model = cv.ConversionModel(np.zeros(2), np.zeros(2), weights, offsets, gv_mean, gv_gain, np.ones(1))
+    model = cv.ConversionModel(np.zeros(2), np.zeros(2), weights, offsets, gv_mean, gv_gain, np.ones(1), np.ones(1))
     conv = cv.predict_mcep(src, model)
     expected = src @ mix + 0.5
     assert np.mean((conv - expected) ** 2) < 0.1 * np.mean((src - expected) ** 2)

@@ -29,7 +29,7 @@ from voiceclone_core.engines.base import (
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 # Read by the base voice when the enrollment has no transcript, to measure the base voice's own statistics.
 REFERENCE_PASSAGE = {
     "en": (
@@ -121,30 +121,40 @@ class ClassicEngine:
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
         """Fit the conversion from the base voice to the enrolled voice."""
         base = self._base(sample.language if text.language_family(sample.language) in self.bases else None)
-        target = cv.analyze(self._to_rate(sample.audio, sample.sample_rate), self.codec, with_aperiodicity=False)
+        target_audio = self._to_rate(sample.audio, sample.sample_rate)
+        target = cv.analyze(target_audio, self.codec, with_aperiodicity=False)
         t_mask = cv.speech_mask(target)
         transcript = (sample.transcript or "").strip()
         mode = "statistics"
-        length_scale = 1.0
+        length_scale, warp = 1.0, 1.0
         try:
             f0_tgt = cv.log_f0_stats(target.f0[t_mask])
+            tgt_formants = cv.median_formants(target_audio, self.sample_rate, target.f0)
         except ValueError as exc:
             raise EngineError(f"cannot analyse the voice: {exc}") from exc
         if transcript:
-            source = cv.analyze(self._to_rate(base.read(transcript), base.sample_rate), self.codec, False)
+            base_audio = self._to_rate(base.read(transcript), base.sample_rate)
+            source = cv.analyze(base_audio, self.codec, False)
             s_mask = cv.speech_mask(source)
-            src_c, tgt_c = source.mcep[s_mask, 1:], target.mcep[t_mask, 1:]
+            src_log_sp, tgt_c = np.log(np.maximum(source.sp[s_mask], 1e-16)), target.mcep[t_mask, 1:]
             try:
+                warp = cv.estimate_warp(cv.median_formants(base_audio, self.sample_rate, source.f0), tgt_formants)
+                src_c = (cv.warp_log_spectrum(src_log_sp, warp) @ self.codec.to_mcep)[:, 1:]
                 weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src_c, tgt_c)
                 mode = "parallel"
                 length_scale = float(np.clip(t_mask.sum() / max(s_mask.sum(), 1), 0.8, 1.25))
             except ValueError as exc:
+                warp = 1.0
                 log.warning("transcript does not match the recording well enough (%s); using statistics", exc)
         if mode == "statistics":
             passage = REFERENCE_PASSAGE.get(base.language, REFERENCE_PASSAGE["en"])
-            source = cv.analyze(self._to_rate(base.read(passage), base.sample_rate), self.codec, False)
+            base_audio = self._to_rate(base.read(passage), base.sample_rate)
+            source = cv.analyze(base_audio, self.codec, False)
             s_mask = cv.speech_mask(source)
-            weights, offsets, gv_mean, gv_gain = cv.fit_statistics(source.mcep[s_mask, 1:], target.mcep[t_mask, 1:])
+            warp = cv.estimate_warp(cv.median_formants(base_audio, self.sample_rate, source.f0), tgt_formants)
+            src_log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.sp[s_mask], 1e-16)), warp)
+            src_c = (src_log_sp @ self.codec.to_mcep)[:, 1:]
+            weights, offsets, gv_mean, gv_gain = cv.fit_statistics(src_c, target.mcep[t_mask, 1:])
         model = cv.ConversionModel(
             f0_src=cv.log_f0_stats(source.f0[s_mask]),
             f0_tgt=f0_tgt,
@@ -153,8 +163,9 @@ class ClassicEngine:
             gv_mean=gv_mean,
             gv_gain=gv_gain,
             length_scale=np.array([length_scale]),
+            warp=np.array([warp]),
         )
-        meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(f0_tgt[0])), 1)}
+        meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(f0_tgt[0])), 1), "warp": warp}
         return VoicePrompt(self.name, self.version, model.to_arrays(), meta)
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:

@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 import pysptk
 import pyworld
+import scipy.linalg
+import scipy.signal
 
 MCEP_ORDER = 24
 FRAME_HOP_S = 0.005
@@ -178,6 +180,7 @@ class ConversionModel:
     gv_mean: np.ndarray  # (D,) mean of converted training frames
     gv_gain: np.ndarray  # (D,) global-variance gain
     length_scale: np.ndarray  # [scale] for the base voice's speaking rate
+    warp: np.ndarray  # [rho]: frequency-axis scaling of the base envelope (formants up when > 1)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.__dict__.items()}
@@ -185,6 +188,73 @@ class ConversionModel:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ConversionModel:
         return cls(**{k: arrays[k] for k in cls.__dataclass_fields__})
+
+
+WARP_GRID = (0.85, 1.4)  # plausible range of vocal-tract length ratios to the base voice
+
+
+@lru_cache(maxsize=64)
+def _warp_table(bins: int, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each output bin, the (fractional) input bin it reads: linear scaling by ``rho`` up to a knee at
+    70 % of Nyquist (scaled by rho when rho < 1), then a straight line to Nyquist, so nothing is cut off."""
+    f_out = np.arange(bins, dtype=np.float64)
+    top = bins - 1.0
+    knee = 0.7 * top * min(rho, 1.0)
+    f_in = np.where(f_out <= knee, f_out / rho, knee / rho + (f_out - knee) * (top - knee / rho) / (top - knee))
+    i0 = np.clip(np.floor(f_in).astype(int), 0, bins - 2)
+    return i0, np.clip(f_in - i0, 0.0, 1.0)
+
+
+def warp_log_spectrum(log_sp: np.ndarray, rho: float) -> np.ndarray:
+    """Move spectral features along frequency (rho > 1: formants up), keeping the fine detail with them."""
+    if abs(rho - 1.0) < 1e-6:
+        return log_sp
+    i0, w = _warp_table(log_sp.shape[-1], float(rho))
+    return log_sp[..., i0] * (1.0 - w) + log_sp[..., i0 + 1] * w
+
+
+def median_formants(x: np.ndarray, sample_rate: int, f0: np.ndarray, every: int = 4) -> np.ndarray:
+    """Median F1-F3 (Hz) over voiced frames, by LPC root-finding at 10 kHz (pre-emphasised, 30 ms windows)."""
+    sr = 10000
+    y = resample_poly_10k(x, sample_rate)
+    y = np.append(y[:1], y[1:] - 0.63 * y[:-1])
+    win, hop = int(0.03 * sr), int(0.005 * sr) * every
+    window = np.hamming(win)
+    order = 12
+    found = []
+    for start in range(0, len(y) - win, hop):
+        k = min(int((start + win / 2) / sr / FRAME_HOP_S), len(f0) - 1)
+        if f0[k] <= 0:
+            continue
+        frame = y[start : start + win] * window
+        r = np.correlate(frame, frame, "full")[win - 1 : win + order + 1]
+        if r[0] <= 1e-9:
+            continue
+        try:
+            a = scipy.linalg.solve_toeplitz(r[:order], -r[1 : order + 1])
+        except np.linalg.LinAlgError:
+            continue
+        roots = np.roots(np.r_[1.0, a])
+        roots = roots[np.imag(roots) > 0]
+        freq = np.angle(roots) * sr / (2 * np.pi)
+        bandwidth = -np.log(np.abs(roots)) * sr / np.pi
+        freq = np.sort(freq[(freq > 200) & (freq < 4500) & (bandwidth < 400)])
+        if len(freq) >= 3:
+            found.append(freq[:3])
+    if len(found) < 20:
+        raise ValueError("too little voiced speech to measure formants")
+    return np.median(np.array(found), axis=0)
+
+
+def resample_poly_10k(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    g = np.gcd(int(sample_rate), 10000)
+    return scipy.signal.resample_poly(np.asarray(x, np.float64), 10000 // g, int(sample_rate) // g)
+
+
+def estimate_warp(src_formants: np.ndarray, tgt_formants: np.ndarray) -> float:
+    """Vocal-tract-length warp factor: geometric mean of the F2 and F3 ratios, limited to the grid's range."""
+    ratio = float(np.sqrt(tgt_formants[1] / src_formants[1] * tgt_formants[2] / src_formants[2]))
+    return float(np.clip(round(ratio, 3), WARP_GRID[0], WARP_GRID[-1]))
 
 
 def log_f0_stats(f0: np.ndarray) -> np.ndarray:
@@ -268,10 +338,15 @@ def render(frames: Frames, model: ConversionModel, codec: SpectralCodec, strengt
     """Convert analysed base-voice frames and resynthesise with WORLD (differential envelope, converted F0)."""
     if frames.ap is None:
         raise ValueError("rendering needs aperiodicity")
-    src = frames.mcep[:, 1:]
+    log_sp = np.log(np.maximum(frames.sp, 1e-16))
+    rho = 1.0 + strength * (float(model.warp[0]) - 1.0)
+    if rho != 1.0:
+        log_sp = warp_log_spectrum(log_sp, rho)
+        src = (log_sp @ codec.to_mcep)[:, 1:]
+    else:
+        src = frames.mcep[:, 1:]
     conv = apply_gv(predict_mcep(src, model), model)
-    diff = strength * (conv - src)
-    log_sp = np.log(np.maximum(frames.sp, 1e-16)) + diff @ codec.from_mcep[1:]
+    log_sp = log_sp + strength * (conv - src) @ codec.from_mcep[1:]
     f0 = convert_f0(frames.f0, model, strength)
     y = pyworld.synthesize(f0, np.exp(log_sp), frames.ap, codec.sample_rate, codec.frame_period_ms)
     return y.astype(np.float32)
