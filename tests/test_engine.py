@@ -184,3 +184,29 @@ def test_long_sentence_is_converted_in_blocks_without_losing_audio(classic_engin
     join = len(pieces[0])
     step = np.abs(np.diff(whole[join - 200 : join + 200]))
     assert step.max() < 4 * np.percentile(np.abs(np.diff(whole)), 99.9)  # no click at the join
+
+
+def test_warp_moves_spectral_peaks_and_keeps_the_edges() -> None:
+    bins = 513
+    log_sp = -((np.arange(bins) - 100.0) ** 2) / 50.0
+    up = cv.warp_log_spectrum(log_sp[None, :], 1.2)[0]
+    down = cv.warp_log_spectrum(log_sp[None, :], 0.9)[0]
+    assert int(np.argmax(up)) == 120 and int(np.argmax(down)) == 90
+    assert up[0] == log_sp[0] and up[-1] == pytest.approx(log_sp[-1])
+    assert cv.warp_log_spectrum(log_sp, 1.0) is log_sp
+
+
+def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(classic_engine, speech_wav: Path,
+                                                                 other_speech_wav: Path) -> None:
+    sr = classic_engine.sample_rate
+    formants = {}
+    for name, path in (("male", speech_wav), ("female", other_speech_wav)):
+        x, xsr = audio.decode(path)
+        x = audio.resample(x, xsr, sr)
+        f0 = cv.analyze(x, classic_engine.codec, False).f0
+        formants[name] = cv.median_formants(x, sr, f0)
+        assert 200 < formants[name][0] < formants[name][1] < formants[name][2] < 4500
+    assert cv.estimate_warp(formants["male"], formants["female"]) > 1.08
+    assert cv.estimate_warp(formants["female"], formants["male"]) < 0.95
+    assert cv.estimate_warp(formants["male"], formants["male"]) == 1.0
+    assert cv.estimate_warp(formants["male"], formants["male"] * 3) == cv.WARP_RANGE[1]

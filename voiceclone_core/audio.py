@@ -344,9 +344,7 @@ def _speech_power(a: np.ndarray, mask: np.ndarray, n: int) -> float:
     return float(np.mean(np.square(a, dtype=np.float64))) if a.size else 0.0
 
 
-def loudness_normalize(
-    x: np.ndarray, sr: int, target_dbfs: float = -20.0, peak_limit: float = 0.95
-) -> np.ndarray:
+def loudness_normalize(x: np.ndarray, sr: int, target_dbfs: float = -20.0, peak_limit: float = 0.95) -> np.ndarray:
     """Scale so the RMS of the *speech* frames is ``target_dbfs``; the peak never exceeds ``peak_limit``.
 
     Falls back to the RMS of the whole signal when no speech is detected; silence is returned unchanged.
@@ -425,8 +423,7 @@ def assess(x: np.ndarray, sr: int) -> QualityReport:
 
     if duration > MAX_SAMPLE_SECONDS:
         rejects.append(
-            f"The recording is {duration / 60:.1f} minutes long; the maximum is "
-            f"{MAX_SAMPLE_SECONDS / 60:.0f} minutes."
+            f"The recording is {duration / 60:.1f} minutes long; the maximum is {MAX_SAMPLE_SECONDS / 60:.0f} minutes."
         )
 
     n = _frame_len(sr, 20.0)
@@ -474,9 +471,7 @@ def assess(x: np.ndarray, sr: int) -> QualityReport:
     if sr < MIN_GOOD_SAMPLE_RATE:
         warns.append(f"Low sample rate ({sr} Hz); 16 kHz or higher is recommended.")
     if mask.any() and level_db < QUIET_SPEECH_DBFS:
-        warns.append(
-            f"The recording is very quiet (speech level {level_db:.0f} dBFS); move closer to the microphone."
-        )
+        warns.append(f"The recording is very quiet (speech level {level_db:.0f} dBFS); move closer to the microphone.")
     return report(speech_s, snr, clip)
 
 

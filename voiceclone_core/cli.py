@@ -171,9 +171,7 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    raise CliError(
-        "serve: no network door is built yet (the Wyoming, MQTT and web doors are separate issues)"
-    )
+    raise CliError("serve: no network door is built yet (the Wyoming, MQTT and web doors are separate issues)")
 
 
 COMMANDS = {

@@ -124,9 +124,7 @@ def _coerce(key: str, value: Any, hint: Any, from_text: bool) -> Any:
         kt, vt = typing.get_args(hint)
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return {
-            _coerce(f"{key}.{k}", k, kt, False): _coerce(f"{key}.{k}", v, vt, False) for k, v in value.items()
-        }
+        return {_coerce(f"{key}.{k}", k, kt, False): _coerce(f"{key}.{k}", v, vt, False) for k, v in value.items()}
     if hint is bool:
         if isinstance(value, bool):
             return value

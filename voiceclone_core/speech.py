@@ -186,9 +186,7 @@ class SpeechService:
         self._seq = itertools.count()
         self._active = 0  # requests admitted and not finished
         self._closed = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"speech-{i}", daemon=True) for i in range(workers)
-        ]
+        self._threads = [threading.Thread(target=self._work, name=f"speech-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
             t.start()
 
@@ -259,9 +257,7 @@ class SpeechService:
             job.cancelled = True
         clip = np.concatenate(rendered) if rendered else np.zeros(0, np.float32)
         if len(clip):
-            self.metrics.real_time_factor.append(
-                (time.perf_counter() - start) / (len(clip) / self.sample_rate)
-            )
+            self.metrics.real_time_factor.append((time.perf_counter() - start) / (len(clip) / self.sample_rate))
             await asyncio.to_thread(self.cache.put, voice_id, key, clip, self.sample_rate)
 
     def close(self) -> None:
@@ -278,9 +274,7 @@ class SpeechService:
         if not words:
             raise SpeechError("nothing to say: the text is empty")
         if len(words) > self.settings.speech.max_text_chars:
-            raise SpeechError(
-                f"text too long: {len(words)} characters (limit {self.settings.speech.max_text_chars})"
-            )
+            raise SpeechError(f"text too long: {len(words)} characters (limit {self.settings.speech.max_text_chars})")
         if not 0.25 <= request.speed <= 4.0:
             raise SpeechError("speed must be between 0.25 and 4")
         if not 0.0 <= request.volume <= 2.0:
@@ -296,13 +290,9 @@ class SpeechService:
         language = request.language or profile.language or self.settings.speech.default_language
         fam = text.language_family(language)
         if fam not in {text.language_family(lang) for lang in self.engine.languages}:
-            raise SpeechError(
-                f"language {language!r} is not available; available: {', '.join(self.engine.languages)}"
-            )
+            raise SpeechError(f"language {language!r} is not available; available: {', '.join(self.engine.languages)}")
         normalised = text.normalize(words, fam)
-        chunks = text.split_chunks(
-            normalised, self.settings.speech.chunk_chars, self.settings.speech.first_chunk_chars
-        )
+        chunks = text.split_chunks(normalised, self.settings.speech.chunk_chars, self.settings.speech.first_chunk_chars)
         if not chunks:
             raise SpeechError("nothing to say: the text has no words")
         return voice_id, prompt, SynthesisOptions(language=fam, speed=request.speed), chunks
@@ -318,9 +308,7 @@ class SpeechService:
         ]
         return hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()[:32]
 
-    def _submit(
-        self, chunks: list[str], prompt: VoicePrompt, options: SynthesisOptions, priority: Priority
-    ) -> _Job:
+    def _submit(self, chunks: list[str], prompt: VoicePrompt, options: SynthesisOptions, priority: Priority) -> _Job:
         loop = asyncio.get_running_loop()
         job = _Job(chunks, prompt, options, priority, loop, asyncio.Queue())
         with self._cond:
@@ -328,9 +316,7 @@ class SpeechService:
                 raise SpeechError("the speech service is shutting down")
             if self._active >= self.settings.speech.queue_size:
                 self.metrics.busy += 1
-                raise ServiceBusy(
-                    f"busy: {self._active} requests queued (limit {self.settings.speech.queue_size})"
-                )
+                raise ServiceBusy(f"busy: {self._active} requests queued (limit {self.settings.speech.queue_size})")
             self._active += 1
             heapq.heappush(self._heap, (int(priority), next(self._seq), job))
             self._cond.notify()

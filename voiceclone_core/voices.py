@@ -132,9 +132,7 @@ def _fsync_dir(path: Path) -> None:
 class VoiceLibrary:
     """Household voices on disk, prepared for one engine."""
 
-    def __init__(
-        self, root: Path, engine: Engine | None = None, on_delete: Callable[[str], None] | None = None
-    ):
+    def __init__(self, root: Path, engine: Engine | None = None, on_delete: Callable[[str], None] | None = None):
         self.root = Path(root)
         self.engine = engine
         self.on_delete = on_delete

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,16 @@ class BaseVoice:
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
+@dataclass(frozen=True)
+class _Speech:
+    """Analysed speech: WORLD frames, speech-frame mask, log-F0 statistics, median formants."""
+
+    frames: cv.Frames
+    mask: np.ndarray
+    f0: np.ndarray
+    formants: np.ndarray
+
+
 class ClassicEngine:
     """Piper + per-voice WORLD conversion (see module docstring)."""
 
@@ -118,46 +129,51 @@ class ClassicEngine:
     def _to_rate(self, x: np.ndarray, sr: int) -> np.ndarray:
         return x if sr == self.sample_rate else audio.resample(x, sr, self.sample_rate)
 
+    def _speech(self, x: np.ndarray) -> _Speech:
+        frames = cv.analyze(x, self.codec, with_aperiodicity=False)
+        mask = cv.speech_mask(frames)
+        return _Speech(
+            frames, mask, cv.log_f0_stats(frames.f0[mask]), cv.median_formants(x, self.sample_rate, frames.f0)
+        )
+
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
-        """Fit the conversion from the base voice to the enrolled voice."""
+        """Fit the conversion from the base voice to the enrolled voice (parallel with a transcript)."""
         base = self._base(sample.language if text.language_family(sample.language) in self.bases else None)
-        target_audio = self._to_rate(sample.audio, sample.sample_rate)
-        target = cv.analyze(target_audio, self.codec, with_aperiodicity=False)
-        t_mask = cv.speech_mask(target)
-        transcript = (sample.transcript or "").strip()
-        mode = "statistics"
-        length_scale, warp = 1.0, 1.0
         try:
-            f0_tgt = cv.log_f0_stats(target.f0[t_mask])
-            tgt_formants = cv.median_formants(target_audio, self.sample_rate, target.f0)
+            target = self._speech(self._to_rate(sample.audio, sample.sample_rate))
         except ValueError as exc:
             raise EngineError(f"cannot analyse the voice: {exc}") from exc
+        transcript = (sample.transcript or "").strip()
+        model = None
         if transcript:
-            base_audio = self._to_rate(base.read(transcript), base.sample_rate)
-            source = cv.analyze(base_audio, self.codec, False)
-            s_mask = cv.speech_mask(source)
-            src_log_sp, tgt_c = np.log(np.maximum(source.sp[s_mask], 1e-16)), target.mcep[t_mask, 1:]
             try:
-                warp = cv.estimate_warp(cv.median_formants(base_audio, self.sample_rate, source.f0), tgt_formants)
-                src_c = (cv.warp_log_spectrum(src_log_sp, warp) @ self.codec.to_mcep)[:, 1:]
-                weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src_c, tgt_c)
-                mode = "parallel"
-                length_scale = float(np.clip(t_mask.sum() / max(s_mask.sum(), 1), 0.8, 1.25))
+                model = self._fit(base, transcript, target, parallel=True)
             except ValueError as exc:
-                warp = 1.0
                 log.warning("transcript does not match the recording well enough (%s); using statistics", exc)
-        if mode == "statistics":
+        mode = "parallel" if model is not None else "statistics"
+        if model is None:
             passage = REFERENCE_PASSAGE.get(base.language, REFERENCE_PASSAGE["en"])
-            base_audio = self._to_rate(base.read(passage), base.sample_rate)
-            source = cv.analyze(base_audio, self.codec, False)
-            s_mask = cv.speech_mask(source)
-            warp = cv.estimate_warp(cv.median_formants(base_audio, self.sample_rate, source.f0), tgt_formants)
-            src_log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.sp[s_mask], 1e-16)), warp)
-            src_c = (src_log_sp @ self.codec.to_mcep)[:, 1:]
-            weights, offsets, gv_mean, gv_gain = cv.fit_statistics(src_c, target.mcep[t_mask, 1:])
-        model = cv.ConversionModel(
-            f0_src=cv.log_f0_stats(source.f0[s_mask]),
-            f0_tgt=f0_tgt,
+            model = self._fit(base, passage, target, parallel=False)
+        warp = float(model.warp[0])
+        meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(target.f0[0])), 1), "warp": warp}
+        return VoicePrompt(self.name, self.version, model.to_arrays(), meta)
+
+    def _fit(self, base: BaseVoice, words: str, target: _Speech, parallel: bool) -> cv.ConversionModel:
+        """The base voice reads ``words``; fit a parallel map (same text as the target) or match statistics."""
+        source = self._speech(self._to_rate(base.read(words), base.sample_rate))
+        warp = cv.estimate_warp(source.formants, target.formants)
+        src_log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.frames.sp[source.mask], 1e-16)), warp)
+        src_c = (src_log_sp @ self.codec.to_mcep)[:, 1:]
+        tgt_c = target.frames.mcep[target.mask, 1:]
+        if parallel:
+            weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src_c, tgt_c)
+            length_scale = float(np.clip(target.mask.sum() / max(source.mask.sum(), 1), 0.8, 1.25))
+        else:
+            weights, offsets, gv_mean, gv_gain = cv.fit_statistics(src_c, tgt_c)
+            length_scale = 1.0
+        return cv.ConversionModel(
+            f0_src=source.f0,
+            f0_tgt=target.f0,
             weights=weights,
             offsets=offsets,
             gv_mean=gv_mean,
@@ -165,8 +181,6 @@ class ClassicEngine:
             length_scale=np.array([length_scale]),
             warp=np.array([warp]),
         )
-        meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(f0_tgt[0])), 1), "warp": warp}
-        return VoicePrompt(self.name, self.version, model.to_arrays(), meta)
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Yield converted audio per sentence."""

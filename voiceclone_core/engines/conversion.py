@@ -3,6 +3,8 @@
 The conversion works on WORLD parameters (F0 by RAPT, spectral envelope by CheapTrick, aperiodicity by D4C):
 
 * F0: log-linear transform (mean and standard deviation of voiced log-F0 matched to the target).
+* Vocal tract: the base envelope is warped along frequency by the ratio of the target's to the base voice's
+  median F2/F3 (LPC formants over voiced frames), which moves formants with their fine detail intact.
 * Spectral envelope: a linear map on mel-cepstra (c1..c24) with ±20 ms context, fitted by ridge regression
   on DTW-aligned parallel frames (the base voice reads the enrollment transcript), or plain per-dimension
   statistics matching when no transcript is known. A fixed global-variance gain undoes the regression's
@@ -22,7 +24,8 @@ import numpy as np
 import pysptk
 import pyworld
 import scipy.linalg
-import scipy.signal
+
+from voiceclone_core import audio
 
 MCEP_ORDER = 24
 FRAME_HOP_S = 0.005
@@ -190,7 +193,7 @@ class ConversionModel:
         return cls(**{k: arrays[k] for k in cls.__dataclass_fields__})
 
 
-WARP_GRID = (0.85, 1.4)  # plausible range of vocal-tract length ratios to the base voice
+WARP_RANGE = (0.85, 1.4)  # plausible range of vocal-tract length ratios to the base voice
 
 
 @lru_cache(maxsize=64)
@@ -216,7 +219,7 @@ def warp_log_spectrum(log_sp: np.ndarray, rho: float) -> np.ndarray:
 def median_formants(x: np.ndarray, sample_rate: int, f0: np.ndarray, every: int = 4) -> np.ndarray:
     """Median F1-F3 (Hz) over voiced frames, by LPC root-finding at 10 kHz (pre-emphasised, 30 ms windows)."""
     sr = 10000
-    y = resample_poly_10k(x, sample_rate)
+    y = audio.resample(np.asarray(x, np.float32), sample_rate, sr).astype(np.float64)
     y = np.append(y[:1], y[1:] - 0.63 * y[:-1])
     win, hop = int(0.03 * sr), int(0.005 * sr) * every
     window = np.hamming(win)
@@ -246,15 +249,10 @@ def median_formants(x: np.ndarray, sample_rate: int, f0: np.ndarray, every: int 
     return np.median(np.array(found), axis=0)
 
 
-def resample_poly_10k(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    g = np.gcd(int(sample_rate), 10000)
-    return scipy.signal.resample_poly(np.asarray(x, np.float64), 10000 // g, int(sample_rate) // g)
-
-
 def estimate_warp(src_formants: np.ndarray, tgt_formants: np.ndarray) -> float:
     """Vocal-tract-length warp factor: geometric mean of the F2 and F3 ratios, limited to the grid's range."""
     ratio = float(np.sqrt(tgt_formants[1] / src_formants[1] * tgt_formants[2] / src_formants[2]))
-    return float(np.clip(round(ratio, 3), WARP_GRID[0], WARP_GRID[-1]))
+    return float(np.clip(round(ratio, 3), WARP_RANGE[0], WARP_RANGE[-1]))
 
 
 def log_f0_stats(f0: np.ndarray) -> np.ndarray:
@@ -282,14 +280,6 @@ def predict_mcep(c: np.ndarray, model: ConversionModel) -> np.ndarray:
 
 def apply_gv(conv: np.ndarray, model: ConversionModel) -> np.ndarray:
     return model.gv_mean + (conv - model.gv_mean) * model.gv_gain
-
-
-def fit_ridge(x: np.ndarray, y: np.ndarray, offsets: tuple[int, ...], lam: float) -> np.ndarray:
-    """Residual ridge regression y - x ~ context(x) @ W (the bias column is not penalised)."""
-    feats = context_features(x, offsets)
-    reg = lam * np.eye(feats.shape[1])
-    reg[-1, -1] = 0.0
-    return np.linalg.solve(feats.T @ feats + reg, feats.T @ (y - x))
 
 
 def _gv_terms(conv: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
