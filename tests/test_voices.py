@@ -155,8 +155,8 @@ def test_reenrollment_bumps_revision_and_replaces_prompt(library: VoiceLibrary, 
 
 
 def test_rename_and_delete_remove_every_file(library: VoiceLibrary, speech_wav: Path) -> None:
-    deleted: list[str] = []
-    library.on_delete = deleted.append
+    events: list[tuple[str, str]] = []
+    library.subscribe(lambda event, vid: events.append((event, vid)))
     library.enroll("Mum", speech_wav, consent="Mum")
     library.enroll("Dad", speech_wav, consent="Dad")
     assert library.rename("mum", "Mother").name == "Mother"
@@ -164,7 +164,7 @@ def test_rename_and_delete_remove_every_file(library: VoiceLibrary, speech_wav: 
     with pytest.raises(VoiceError):
         library.rename("mum", "")
     library.delete("mum")
-    assert deleted == ["mum"]
+    assert events == [("enrolled", "mum"), ("enrolled", "dad"), ("renamed", "mum"), ("deleted", "mum")]
     assert not (library.root / "mum").exists()
     assert not any("mum" in p.name for p in library.root.iterdir())
     assert [p.id for p in library.list()] == ["dad"]
@@ -186,3 +186,14 @@ def test_prompt_is_prepared_again_when_engine_version_changes(library: VoiceLibr
     assert library.get("mum").prompts["fake"]["version"] == "2"
     library.prompt("mum")
     assert fake_engine.prepared == 2
+
+
+def test_failing_listener_does_not_undo_a_deletion(library: VoiceLibrary, speech_wav: Path) -> None:
+    library.enroll("Mum", speech_wav, consent="Mum")
+
+    def broken(event: str, voice_id: str) -> None:
+        raise RuntimeError("listener bug")
+
+    library.subscribe(broken)
+    library.delete("mum")
+    assert library.list() == [] and not (library.root / "mum").exists()

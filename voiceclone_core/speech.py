@@ -175,8 +175,7 @@ class SpeechService:
         self.cache = AudioCache(
             settings.cache_dir, settings.cache.max_mb * 1024 * 1024 if settings.cache.enabled else 0
         )
-        previous = library.on_delete
-        library.on_delete = lambda vid: (self.cache.drop_voice(vid), previous(vid) if previous else None)
+        library.subscribe(self._voice_changed)
         self.sample_rate = settings.speech.output_sample_rate or engine.sample_rate
         workers = settings.speech.workers or (
             1 if settings.engine.device != "cpu" else max(1, (os.cpu_count() or 2) // 2)
@@ -189,6 +188,10 @@ class SpeechService:
         self._threads = [threading.Thread(target=self._work, name=f"speech-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
             t.start()
+
+    def _voice_changed(self, event: str, voice_id: str) -> None:
+        if event in ("enrolled", "deleted"):  # renderings of a deleted or replaced voice must go
+            self.cache.drop_voice(voice_id)
 
     # -- public API ----------------------------------------------------------------------------------------
     @property

@@ -132,10 +132,10 @@ def _fsync_dir(path: Path) -> None:
 class VoiceLibrary:
     """Household voices on disk, prepared for one engine."""
 
-    def __init__(self, root: Path, engine: Engine | None = None, on_delete: Callable[[str], None] | None = None):
+    def __init__(self, root: Path, engine: Engine | None = None):
         self.root = Path(root)
         self.engine = engine
-        self.on_delete = on_delete
+        self._listeners: list[Callable[[str, str], None]] = []
         self._lock = threading.RLock()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
@@ -156,6 +156,17 @@ class VoiceLibrary:
         for entry in self.root.iterdir():
             if entry.name.startswith((_STAGING, _DELETING)):
                 shutil.rmtree(entry, ignore_errors=True)
+
+    def subscribe(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(event, voice_id)`` after each change: ``enrolled``, ``renamed`` or ``deleted``."""
+        self._listeners.append(listener)
+
+    def _notify(self, event: str, voice_id: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event, voice_id)
+            except Exception:  # a listener's failure must not undo or hide the change itself
+                log.exception("voice listener failed on %s %s", event, voice_id)
 
     def _engine(self) -> Engine:
         if self.engine is None:
@@ -269,8 +280,7 @@ class VoiceLibrary:
                 prompts={engine.name: self._prompt_info(prompt)},
             )
             self._commit(voice_id, profile, wav, prompt)
-        if previous is not None and self.on_delete is not None:
-            self.on_delete(voice_id)  # cached renderings of the old version are stale
+        self._notify("enrolled", voice_id)
         log.info("enrolled voice %s (%s), revision %d", voice_id, name, profile.revision)
         return profile, report
 
@@ -311,10 +321,11 @@ class VoiceLibrary:
             profile.name = new_name
             profile.updated = _now()
             _write_private(self._dir(voice_id) / PROFILE, profile.to_json().encode("utf-8"))
+        self._notify("renamed", voice_id)
         return profile
 
     def delete(self, voice_id: str) -> None:
-        """Remove every file of a voice (and, through ``on_delete``, its cached audio)."""
+        """Remove every file of a voice (listeners remove what they hold of it, e.g. cached audio)."""
         with self._lock:
             vdir = self._dir(voice_id)
             if not (vdir / PROFILE).is_file():
@@ -322,6 +333,5 @@ class VoiceLibrary:
             trash = self.root / f"{_DELETING}{voice_id}-{secrets.token_hex(4)}"
             vdir.rename(trash)
             shutil.rmtree(trash)
-        if self.on_delete is not None:
-            self.on_delete(voice_id)
+        self._notify("deleted", voice_id)
         log.info("deleted voice %s", voice_id)

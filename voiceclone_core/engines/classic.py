@@ -75,10 +75,17 @@ class BaseVoice:
         self._lock = threading.Lock()
 
     def speak(self, words: str, length_scale: float = 1.0) -> Iterator[np.ndarray]:
-        """Yield float32 audio per sentence as Piper produces it."""
+        """Yield float32 audio per sentence as Piper produces it (peak-normalised like Piper does)."""
         cfg = self._config_cls(length_scale=length_scale, noise_scale=self.noise_scale, noise_w_scale=self.noise_w)
-        for chunk in self.voice.synthesize(words, syn_config=cfg):
-            yield np.asarray(chunk.audio_float_array, dtype=np.float32)
+        with self._lock:  # the espeak-ng phonemiser is not thread-safe; the ONNX model is
+            sentences = self.voice.phonemize(words)
+        for phonemes in sentences:
+            if not phonemes:
+                continue
+            wave = np.asarray(self.voice.phoneme_ids_to_audio(self.voice.phonemes_to_ids(phonemes), cfg), np.float32)
+            peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+            if peak > 1e-8:
+                yield (wave * (0.95 / peak)).astype(np.float32)
 
     def read(self, words: str, length_scale: float = 1.0) -> np.ndarray:
         parts = list(self.speak(words, length_scale))

@@ -299,7 +299,7 @@ def fit_statistics(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def fit_parallel(
-    src: np.ndarray, tgt: np.ndarray, lam: float = 30.0, iterations: int = 2
+    src: np.ndarray, tgt: np.ndarray, lam: float = 150.0, iterations: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit the spectral map on parallel speech frames (c1..cD): DTW, fit, re-align on converted frames, refit."""
     offsets = CONTEXT_OFFSETS
