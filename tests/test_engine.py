@@ -228,8 +228,10 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
                                          "classic.base_voices": {"de": "de_DE-test-medium"}})
     engine = ClassicEngine(s)
     assert engine.languages == ("de", "en")
+    f0_stats = np.array([np.log(100.0), 0.2])
     prompt = VoicePrompt("classic", engine.version, cv.ConversionModel(
-        np.zeros(2), np.zeros(2), np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)), np.array(cv.CONTEXT_OFFSETS),
+        f0_stats, f0_stats, np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)), np.array(cv.CONTEXT_OFFSETS),
         np.zeros(24), np.ones(24), np.ones(1), np.ones(1)).to_arrays())
     out = list(engine.synthesize("Guten Tag.", prompt, SynthesisOptions("de")))
     assert out and sum(len(o) for o in out) > 0.3 * engine.sample_rate
+    assert all(np.all(np.isfinite(o)) for o in out)
