@@ -217,11 +217,11 @@ def test_say_with_no_voices(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 # --- serve -----------------------------------------------------------------------------------------------
 
 
-def test_serve_is_not_built_yet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, err = run(capsys, "serve", "--data-dir", str(tmp_path))
-    assert code == 1
+def test_serve_with_a_bad_uri_is_a_settings_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "serve", "--uri", "ftp://example", "--data-dir", str(tmp_path))
+    assert code == 2
     line = one_line(err)
-    assert "serve" in line and "no network door" in line
+    assert "wyoming.uri" in line
     assert out == ""
 
 
@@ -230,17 +230,17 @@ def test_console_script_serve(tmp_path: Path) -> None:
     if not script.exists():
         pytest.skip("the voiceclone console script is not installed next to this Python")
     proc = subprocess.run(
-        [str(script), "serve", "--data-dir", str(tmp_path)],
+        [str(script), "serve", "--uri", "ftp://example", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
         env=dict(os.environ),
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("voiceclone: serve: no network door")
+    assert lines[0].startswith("voiceclone: settings error: wyoming.uri")
     assert proc.stdout == ""
 
 

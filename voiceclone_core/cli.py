@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,12 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", parents=[common], help="delete a voice and every file of it")
     d.add_argument("voice_id")
 
-    sub.add_parser("serve", parents=[common], help="run the network doors (Wyoming, MQTT, web)")
+    sv = sub.add_parser("serve", parents=[common], help="run the network doors (Wyoming now; MQTT and web later)")
+    sv.add_argument("--uri", help="Wyoming listen address, e.g. tcp://0.0.0.0:10200 (default from settings)")
+    sv.add_argument("--no-zeroconf", action="store_true", help="do not announce the server over mDNS")
     return p
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, str] = {}
+    if getattr(args, "uri", None):
+        overrides["wyoming.uri"] = args.uri
+    if getattr(args, "no_zeroconf", False):
+        overrides["wyoming.zeroconf"] = "false"
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -171,7 +178,28 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    raise CliError("serve: no network door is built yet (the Wyoming, MQTT and web doors are separate issues)")
+    from voiceclone_core.wyoming.server import WyomingServer
+
+    logging.getLogger().setLevel(settings.log_level.upper())
+    library = _library(settings)
+    service = SpeechService(settings, library, library.engine)
+
+    async def run() -> None:
+        server = WyomingServer(service)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"serving Wyoming on {settings.wyoming.uri} (port {server.port})", flush=True)
+        await stop.wait()
+        await server.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        service.close()
+    return 0
 
 
 COMMANDS = {

@@ -77,6 +77,16 @@ class CacheSettings:
 
 
 @dataclass
+class WyomingSettings:
+    """The Wyoming TTS door (Home Assistant Assist and tts.speak)."""
+
+    uri: str = "tcp://0.0.0.0:10200"
+    zeroconf: bool = True
+    zeroconf_name: str = ""
+    samples_per_chunk: int = 1024
+
+
+@dataclass
 class Settings:
     """The whole settings tree."""
 
@@ -87,6 +97,7 @@ class Settings:
     classic: ClassicSettings = field(default_factory=ClassicSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    wyoming: WyomingSettings = field(default_factory=WyomingSettings)
 
     @property
     def voices_dir(self) -> Path:
@@ -237,6 +248,8 @@ def _validate(s: Settings) -> None:
             f"must be 0 or one of {_RATES}",
         ),
         ("cache.max_mb", s.cache.max_mb >= 0, "must be 0 or more"),
+        ("wyoming.uri", s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")), "must be tcp://, unix:// or stdio://"),
+        ("wyoming.samples_per_chunk", 64 <= s.wyoming.samples_per_chunk <= 65536, "must be within 64..65536"),
         ("classic.conversion_strength", 0.0 <= s.classic.conversion_strength <= 1.5, "must be within 0..1.5"),
         (
             "log_level",

@@ -53,6 +53,14 @@ class ServiceBusy(SpeechError):
     """The queue is full; try again later."""
 
 
+class UnknownVoice(SpeechError):
+    """The request names a voice that is not enrolled (or none is enrolled)."""
+
+
+class NothingToSay(SpeechError):
+    """The text is empty or has no speakable characters."""
+
+
 @dataclass(frozen=True)
 class SpeechRequest:
     """What to say, in which voice, and how."""
@@ -206,14 +214,14 @@ class SpeechService:
         """The voice id a request will use: the one given, else the configured default, else the only voice."""
         if voice:
             if not self.library.exists(voice):
-                raise SpeechError(f"unknown voice {voice!r}")
+                raise UnknownVoice(f"unknown voice {voice!r}")
             return voice
         default = self.settings.speech.default_voice
         if default and self.library.exists(default):
             return default
         voices = self.library.list()
         if not voices:
-            raise SpeechError("no voice is enrolled yet")
+            raise UnknownVoice("no voice is enrolled yet")
         return voices[0].id
 
     async def synthesize(self, request: SpeechRequest) -> tuple[np.ndarray, int]:
@@ -275,7 +283,7 @@ class SpeechService:
     def _plan(self, request: SpeechRequest) -> tuple[str, VoicePrompt, SynthesisOptions, list[str]]:
         words = (request.text or "").strip()
         if not words:
-            raise SpeechError("nothing to say: the text is empty")
+            raise NothingToSay("nothing to say: the text is empty")
         if len(words) > self.settings.speech.max_text_chars:
             raise SpeechError(f"text too long: {len(words)} characters (limit {self.settings.speech.max_text_chars})")
         if not 0.25 <= request.speed <= 4.0:
@@ -287,7 +295,7 @@ class SpeechService:
             profile = self.library.get(voice_id)
             prompt = self.library.prompt(voice_id)
         except VoiceNotFound as exc:
-            raise SpeechError(f"unknown voice {voice_id!r}") from exc
+            raise UnknownVoice(f"unknown voice {voice_id!r}") from exc
         except EngineError as exc:
             raise SpeechError(f"voice {voice_id!r} cannot be used with this engine: {exc}") from exc
         language = request.language or profile.language or self.settings.speech.default_language
@@ -297,7 +305,7 @@ class SpeechService:
         normalised = text.normalize(words, fam)
         chunks = text.split_chunks(normalised, self.settings.speech.chunk_chars, self.settings.speech.first_chunk_chars)
         if not chunks:
-            raise SpeechError("nothing to say: the text has no words")
+            raise NothingToSay("nothing to say: the text has no words")
         return voice_id, prompt, SynthesisOptions(language=fam, speed=request.speed), chunks
 
     def _cache_key(self, prompt: VoicePrompt, options: SynthesisOptions, chunks: list[str]) -> str:

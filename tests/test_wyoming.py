@@ -1,0 +1,331 @@
+"""The Wyoming door over real TCP on 127.0.0.1, driven by the wyoming library's own client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeVoice,
+)
+
+from voiceclone_core.config import Settings
+from voiceclone_core.speech import SpeechService
+from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.wyoming.server import WyomingServer
+
+from .conftest import PARAGRAPH
+
+
+@contextlib.asynccontextmanager
+async def serving(service: SpeechService) -> AsyncIterator[int]:
+    server = WyomingServer(service, uri="tcp://127.0.0.1:0")
+    await server.start(zeroconf=False)
+    try:
+        yield server.port
+    finally:
+        await server.stop()
+
+
+async def read_until(client: AsyncTcpClient, stop_types: tuple[str, ...], timeout: float = 20) -> list[Event]:
+    events: list[Event] = []
+    while True:
+        event = await asyncio.wait_for(client.read_event(), timeout)
+        assert event is not None, f"connection closed after {[e.type for e in events]}"
+        events.append(event)
+        if event.type in stop_types:
+            return events
+
+
+def pcm_of(events: list[Event]) -> bytes:
+    return b"".join(AudioChunk.from_event(e).audio for e in events if AudioChunk.is_type(e.type))
+
+
+@pytest.fixture
+def service(settings: Settings, fake_engine, speech_wav: Path):
+    library = VoiceLibrary(settings.voices_dir, fake_engine)
+    library.enroll("Mum", speech_wav, consent="Mum", language="en_GB")
+    settings.cache.enabled = False
+    svc = SpeechService(settings, library, fake_engine)
+    yield svc
+    if fake_engine.gate is not None:
+        fake_engine.gate.set()
+    svc.close()
+
+
+def test_describe_lists_one_voice_per_enrolled_member_and_follows_changes(service: SpeechService,
+                                                                            speech_wav: Path) -> None:
+    async def describe(port: int) -> Info:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Describe().event())
+            events = await read_until(client, ("info",))
+            return Info.from_event(events[-1])
+
+    async def scenario():
+        async with serving(service) as port:
+            first = await describe(port)
+            service.library.enroll("Dad", speech_wav, consent="Dad")
+            second = await describe(port)
+            service.library.delete("mum")
+            third = await describe(port)
+            return first, second, third
+
+    first, second, third = asyncio.run(scenario())
+    program = first.tts[0]
+    assert program.name == "voiceclone" and program.installed and program.supports_synthesize_streaming
+    assert program.attribution.name and program.version
+    assert [(v.name, v.description, v.languages) for v in program.voices] == [("mum", "Mum", ["en_GB", "zh"])]
+    assert first.asr == [] and first.wake == []
+    assert sorted(v.name for v in second.tts[0].voices) == ["dad", "mum"]
+    assert [v.name for v in third.tts[0].voices] == ["dad"]
+
+
+def test_synthesize_sends_one_fixed_format_response(service: SpeechService) -> None:
+    async def scenario():
+        async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Synthesize(text="The washing machine is done. Please hang up the "
+                                                "clothes in the garden before it rains.",
+                                                voice=SynthesizeVoice(name="mum")).event())
+            return await read_until(client, ("audio-stop", "error"))
+
+    events = asyncio.run(scenario())
+    types = [e.type for e in events]
+    assert types[0] == "audio-start" and types[-1] == "audio-stop"
+    assert set(types[1:-1]) == {"audio-chunk"} and types.count("audio-start") == 1
+    start = AudioStart.from_event(events[0])
+    assert (start.rate, start.width, start.channels) == (16000, 2, 1)
+    chunks = [AudioChunk.from_event(e) for e in events if e.type == "audio-chunk"]
+    assert all((c.rate, c.width, c.channels) == (16000, 2, 1) for c in chunks)
+    assert all(len(c.audio) <= 1024 * 2 for c in chunks)
+    samples = np.frombuffer(pcm_of(events), dtype="<i2")
+    assert len(samples) > 0.5 * 16000 and np.abs(samples).max() > 1000
+
+
+def test_no_voice_uses_the_default_and_unknown_voice_is_an_error(service: SpeechService) -> None:
+    async def scenario():
+        async with serving(service) as port:
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                await client.write_event(Synthesize(text="Hello there.").event())
+                default = await read_until(client, ("audio-stop", "error"))
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                await client.write_event(Synthesize(text="Hello.", voice=SynthesizeVoice(name="nobody")).event())
+                unknown = await read_until(client, ("audio-stop", "error"))
+                # the connection stays usable after an error
+                await client.write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name="mum")).event())
+                after = await read_until(client, ("audio-stop", "error"))
+            return default, unknown, after
+
+    default, unknown, after = asyncio.run(scenario())
+    assert default[-1].type == "audio-stop" and pcm_of(default)
+    assert [e.type for e in unknown] == ["error"]
+    err = Error.from_event(unknown[0])
+    assert "nobody" in err.text and err.code == "VoiceNotFoundError"
+    assert after[-1].type == "audio-stop" and pcm_of(after)
+
+
+def test_language_only_voice_and_empty_text(service: SpeechService, fake_engine) -> None:
+    async def scenario():
+        async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Synthesize(text="我有3个苹果。", voice=SynthesizeVoice(language="zh_CN")).event())
+            zh = await read_until(client, ("audio-stop", "error"))
+            await client.write_event(Synthesize(text="Bonjour.", voice=SynthesizeVoice(language="fr_FR")).event())
+            fr = await read_until(client, ("audio-stop", "error"))
+            await client.write_event(Synthesize(text=" ... ").event())
+            empty = await read_until(client, ("audio-stop", "error"))
+            return zh, fr, empty
+
+    zh, fr, empty = asyncio.run(scenario())
+    assert zh[-1].type == "audio-stop" and "我有三个苹果。" in fake_engine.calls  # language honoured
+    assert fr[-1].type == "audio-stop" and pcm_of(fr)  # unsupported language: the voice's own is used
+    assert [e.type for e in empty] == ["audio-start", "audio-stop"]
+
+
+def test_streaming_synthesis_speaks_each_sentence_once_as_it_completes(service: SpeechService,
+                                                                        fake_engine) -> None:
+    pieces = ["Good evening. The front ", "door is open and the ", "garden lights are on. ",
+              "Shall I turn them off", "?"]
+
+    async def scenario():
+        async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="mum")).event())
+            await client.write_event(SynthesizeChunk(text=pieces[0]).event())
+            # the first sentence is complete: its audio arrives before any more text is sent
+            early = await read_until(client, ("audio-stop",))
+            for piece in pieces[1:]:
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            await client.write_event(Synthesize(text="".join(pieces), voice=SynthesizeVoice(name="mum")).event())
+            await client.write_event(SynthesizeStop().event())
+            rest = await read_until(client, ("synthesize-stopped",))
+            # after the stream, an ordinary synthesize on the same connection works again
+            await client.write_event(Synthesize(text="Done.", voice=SynthesizeVoice(name="mum")).event())
+            after = await read_until(client, ("audio-stop",))
+            return early, rest, after
+
+    early, rest, after = asyncio.run(scenario())
+    assert early[0].type == "audio-start" and pcm_of(early)
+    assert fake_engine.calls[0] == "Good evening."
+    spoken = " ".join(fake_engine.calls[:-1])
+    assert spoken.count("garden lights") == 1  # the compatibility synthesize was not spoken again
+    assert "Shall I turn them off?" in spoken
+    types = [e.type for e in rest]
+    assert types[-1] == "synthesize-stopped" and "error" not in types
+    assert types.count("audio-start") == types.count("audio-stop") >= 2
+    rates = {AudioChunk.from_event(e).rate for e in early + rest if e.type == "audio-chunk"}
+    assert rates == {16000}
+    assert fake_engine.calls[-1] == "Done." and pcm_of(after)
+
+
+def test_streaming_with_unknown_voice_reports_one_error_then_stops(service: SpeechService) -> None:
+    async def scenario():
+        async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="ghost")).event())
+            for piece in ("One. ", "Two. ", "Three."):
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_until(client, ("synthesize-stopped",))
+
+    events = asyncio.run(scenario())
+    assert [e.type for e in events] == ["error", "synthesize-stopped"]
+
+
+def test_client_disconnect_mid_stream_frees_its_slot(service: SpeechService, fake_engine) -> None:
+    fake_engine.delay = 0.1
+    text = " ".join(f"This is sentence number {n}." for n in range(1, 21))
+
+    async def scenario():
+        async with serving(service) as port:
+            client = AsyncTcpClient("127.0.0.1", port)
+            await client.connect()
+            await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="mum")).event())
+            first = await client.read_event()
+            await client.disconnect()  # hang up mid-stream
+            await asyncio.sleep(0.5)
+            calls_after_hangup = len(fake_engine.calls)
+            async with AsyncTcpClient("127.0.0.1", port) as other:
+                await other.write_event(Synthesize(text="Still working?", voice=SynthesizeVoice(name="mum")).event())
+                answer = await read_until(other, ("audio-stop", "error"))
+            return first, calls_after_hangup, answer
+
+    first, calls_after_hangup, answer = asyncio.run(scenario())
+    assert first is not None and first.type == "audio-start"
+    assert calls_after_hangup < 10  # the rest of the 20 sentences was cancelled
+    assert answer[-1].type == "audio-stop" and service.queue_depth == 0
+
+
+def test_twenty_concurrent_clients_are_all_answered(service: SpeechService) -> None:
+    service.settings.speech.queue_size = 32
+
+    async def one(port: int, i: int) -> bytes:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Synthesize(text=f"Client number {i} says hello.",
+                                                voice=SynthesizeVoice(name="mum")).event())
+            events = await read_until(client, ("audio-stop", "error"))
+            assert events[-1].type == "audio-stop", Error.from_event(events[-1]).text
+            return pcm_of(events)
+
+    async def scenario():
+        async with serving(service) as port:
+            return await asyncio.gather(*(one(port, i) for i in range(20)))
+
+    results = asyncio.run(scenario())
+    assert len(results) == 20 and all(len(r) > 1000 for r in results)
+
+
+def test_slow_reader_does_not_block_others_and_busy_is_an_error(service: SpeechService, fake_engine) -> None:
+    service.settings.speech.queue_size = 1
+
+    async def scenario():
+        async with serving(service) as port:
+            slow = AsyncTcpClient("127.0.0.1", port)
+            await slow.connect()
+            fake_engine.gate = __import__("threading").Event()
+            await slow.write_event(Synthesize(text="Hold on.", voice=SynthesizeVoice(name="mum")).event())
+            while service.queue_depth < 1:
+                await asyncio.sleep(0.01)
+            t0 = time.perf_counter()
+            async with AsyncTcpClient("127.0.0.1", port) as other:
+                await other.write_event(Describe().event())
+                info = await read_until(other, ("info",), timeout=2)
+                await other.write_event(Synthesize(text="Me too.", voice=SynthesizeVoice(name="mum")).event())
+                busy = await read_until(other, ("audio-stop", "error"), timeout=2)
+            elapsed = time.perf_counter() - t0
+            fake_engine.gate.set()
+            done = await read_until(slow, ("audio-stop",))
+            await slow.disconnect()
+            return info, busy, elapsed, done
+
+    info, busy, elapsed, done = asyncio.run(scenario())
+    assert info[-1].type == "info" and elapsed < 2
+    assert [e.type for e in busy] == ["error"] and Error.from_event(busy[0]).code == "ServiceBusy"
+    assert done[-1].type == "audio-stop"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav: Path) -> None:
+    """`voiceclone serve` as a process: enroll while it runs, describe, synthesize, stop on SIGTERM."""
+    data = tmp_path / "data"
+    port = _free_port()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cli = [sys.executable, "-m", "voiceclone_core.cli"]
+    proc = subprocess.Popen([*cli, "serve", "--uri", f"tcp://127.0.0.1:{port}", "--no-zeroconf", "--data-dir",
+                             str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.2)
+        subprocess.run([*cli, "enroll", "Grandpa", str(speech_wav), "--transcript", PARAGRAPH, "--consent",
+                        "Grandpa", "--data-dir", str(data)], check=True, capture_output=True, env=env)
+
+        async def scenario():
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                await client.write_event(Describe().event())
+                info = Info.from_event((await read_until(client, ("info",)))[-1])
+                await client.write_event(Synthesize(text="The washing machine is done.",
+                                                    voice=SynthesizeVoice(name="grandpa")).event())
+                events = await read_until(client, ("audio-stop", "error"), timeout=60)
+            return info, events
+
+        info, events = asyncio.run(scenario())
+        assert [v.name for v in info.tts[0].voices] == ["grandpa"]
+        start = AudioStart.from_event(events[0])
+        assert (start.rate, start.width, start.channels) == (22050, 2, 1)
+        assert events[-1].type == "audio-stop" and isinstance(AudioStop.from_event(events[-1]), AudioStop)
+        assert len(pcm_of(events)) / 2 / 22050 > 1.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+

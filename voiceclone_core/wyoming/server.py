@@ -1,0 +1,155 @@
+"""Wyoming server: program/voice description, connection handling, and zeroconf announcement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from functools import partial
+from urllib.parse import urlparse
+
+from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
+from wyoming.server import AsyncServer
+
+from voiceclone_core import text
+from voiceclone_core.speech import SpeechService
+from voiceclone_core.voices import VoiceProfile
+from voiceclone_core.wyoming.handler import VoiceCloneEventHandler
+
+log = logging.getLogger(__name__)
+
+PROGRAM = "voiceclone"
+ATTRIBUTION = Attribution(name="VoiceClone for Home Assistant", url="")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voiceclone")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def voice_languages(profile: VoiceProfile, engine_languages: tuple[str, ...]) -> list[str]:
+    """Languages the active engine can speak in this voice; the voice's own tag (e.g. ``en_GB``) first."""
+    own = profile.language.replace("-", "_")
+    own_family = text.language_family(own)
+    others = [lang for lang in engine_languages if lang != own_family]
+    return ([own] if own_family in engine_languages else []) + others
+
+
+def build_info(service: SpeechService) -> Info:
+    """One TTS program with one voice per enrolled household voice (read fresh on every describe)."""
+    engine = service.engine
+    voices = [
+        TtsVoice(
+            name=profile.id,
+            attribution=ATTRIBUTION,
+            installed=True,
+            description=profile.name,
+            version=str(profile.revision),
+            languages=voice_languages(profile, engine.languages),
+        )
+        for profile in service.library.list()
+    ]
+    program = TtsProgram(
+        name=PROGRAM,
+        attribution=ATTRIBUTION,
+        installed=True,
+        description=f"Household voice cloning ({engine.name} engine)",
+        version=_version(),
+        voices=voices,
+        supports_synthesize_streaming=True,
+    )
+    return Info(tts=[program])
+
+
+class WyomingServer:
+    """Runs the Wyoming door until stopped."""
+
+    def __init__(self, service: SpeechService, uri: str | None = None) -> None:
+        self.service = service
+        cfg = service.settings.wyoming
+        self.uri = uri or cfg.uri
+        self._server = AsyncServer.from_uri(self.uri)
+        self._zeroconf: Zeroconf | None = None
+
+    @property
+    def port(self) -> int | None:
+        """The bound TCP port (useful with port 0)."""
+        inner = getattr(self._server, "_server", None)
+        if inner is None or not inner.sockets:
+            return None
+        return int(inner.sockets[0].getsockname()[1])
+
+    def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> VoiceCloneEventHandler:
+        return VoiceCloneEventHandler(
+            reader,
+            writer,
+            self.service,
+            partial(build_info, self.service),
+            self.service.settings.wyoming.samples_per_chunk,
+        )
+
+    async def start(self, zeroconf: bool | None = None) -> None:
+        """Start listening (and announce over zeroconf when enabled and the URI is TCP)."""
+        await self._server.start(self._handler)
+        log.info("Wyoming server listening on %s", self.uri)
+        announce = self.service.settings.wyoming.zeroconf if zeroconf is None else zeroconf
+        parsed = urlparse(self.uri)
+        if announce and parsed.scheme == "tcp" and self.port:
+            self._zeroconf = Zeroconf(
+                self.port,
+                self.service.settings.wyoming.zeroconf_name or None,
+                host=None if parsed.hostname in ("0.0.0.0", "::", "") else parsed.hostname,
+            )
+            await self._zeroconf.register()
+
+    async def stop(self) -> None:
+        if self._zeroconf is not None:
+            await self._zeroconf.close()
+            self._zeroconf = None
+        await self._server.stop()
+
+
+class Zeroconf:
+    """mDNS announcement of ``_wyoming._tcp`` so Home Assistant discovers the server."""
+
+    SERVICE = "_wyoming._tcp.local."
+
+    def __init__(self, port: int, name: str | None = None, host: str | None = None) -> None:
+        from zeroconf.asyncio import AsyncZeroconf
+
+        self.port = port
+        self.name = name or format(uuid.getnode(), "012x")
+        self.host = host or _outbound_ip()
+        self._aiozc = AsyncZeroconf(interfaces=[self.host])
+        self.info = None
+
+    async def register(self) -> None:
+        from zeroconf.asyncio import AsyncServiceInfo
+
+        self.info = AsyncServiceInfo(
+            self.SERVICE, f"{self.name}.{self.SERVICE}", addresses=[socket.inet_aton(self.host)], port=self.port
+        )
+        await self._aiozc.async_register_service(self.info)
+        log.info("announced %s on %s:%d over zeroconf", self.info.name, self.host, self.port)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.info is not None:
+                await self._aiozc.async_unregister_service(self.info)
+        await self._aiozc.async_close()
+
+
+def _outbound_ip() -> str:
+    """The address other hosts reach us on (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("224.0.0.251", 5353))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
