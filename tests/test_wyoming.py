@@ -329,3 +329,24 @@ def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav
             raise
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
 
+
+
+def test_zeroconf_announces_wyoming_service_on_loopback(service: SpeechService) -> None:
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+    service.settings.wyoming.zeroconf_name = "voiceclone-test"
+
+    async def scenario():
+        server = WyomingServer(service, uri="tcp://127.0.0.1:0")
+        await server.start(zeroconf=True)
+        browser = AsyncZeroconf(interfaces=["127.0.0.1"])
+        try:
+            info = AsyncServiceInfo("_wyoming._tcp.local.", "voiceclone-test._wyoming._tcp.local.")
+            found = await info.async_request(browser.zeroconf, 3000)
+            return found, info.port, info.parsed_addresses(), server.port
+        finally:
+            await browser.async_close()
+            await server.stop()
+
+    found, port, addresses, server_port = asyncio.run(scenario())
+    assert found and port == server_port and addresses == ["127.0.0.1"]
