@@ -25,7 +25,7 @@ fi
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==2.13.0"
 stamp=.venv/.voiceclone-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q -e ".[test,quality]"
+  .venv/bin/pip install -q -e ".[test,quality,bench]"
   touch "$stamp"
 fi
 echo "set-up done: $(.venv/bin/python --version), voiceclone $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("voiceclone"))')"
