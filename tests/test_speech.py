@@ -25,6 +25,17 @@ def service(settings: Settings, fake_engine, speech_wav: Path):
     svc.close()
 
 
+def one_worker_service(settings: Settings, engine, wav: Path, **speech) -> SpeechService:
+    """A service with one worker, no cache and one enrolled voice 'mum' (speech settings overridable)."""
+    settings.speech.workers = 1
+    settings.cache.enabled = False
+    for key, value in speech.items():
+        setattr(settings.speech, key, value)
+    library = VoiceLibrary(settings.voices_dir, engine)
+    library.enroll("Mum", wav, consent="Mum")
+    return SpeechService(settings, library, engine)
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -130,12 +141,7 @@ def test_default_voice(settings: Settings, fake_engine, speech_wav: Path) -> Non
 
 
 def test_busy_when_queue_full_and_recovers(settings: Settings, fake_engine, speech_wav: Path) -> None:
-    settings.speech.queue_size = 2
-    settings.speech.workers = 1
-    settings.cache.enabled = False
-    library = VoiceLibrary(settings.voices_dir, fake_engine)
-    library.enroll("Mum", speech_wav, consent="Mum")
-    svc = SpeechService(settings, library, fake_engine)
+    svc = one_worker_service(settings, fake_engine, speech_wav, queue_size=2)
     fake_engine.gate = threading.Event()
 
     async def scenario():
@@ -163,11 +169,7 @@ def test_busy_when_queue_full_and_recovers(settings: Settings, fake_engine, spee
 
 
 def test_interactive_overtakes_queued_announcement(settings: Settings, fake_engine, speech_wav: Path) -> None:
-    settings.speech.workers = 1
-    settings.cache.enabled = False
-    library = VoiceLibrary(settings.voices_dir, fake_engine)
-    library.enroll("Mum", speech_wav, consent="Mum")
-    svc = SpeechService(settings, library, fake_engine)
+    svc = one_worker_service(settings, fake_engine, speech_wav)
     fake_engine.gate = threading.Event()
     long_text = " ".join(f"Sentence number {w} is here." for w in ("one", "two", "three", "four"))
 
@@ -192,11 +194,7 @@ def test_interactive_overtakes_queued_announcement(settings: Settings, fake_engi
 
 
 def test_listener_leaving_cancels_remaining_work(settings: Settings, fake_engine, speech_wav: Path) -> None:
-    settings.speech.workers = 1
-    settings.cache.enabled = False
-    library = VoiceLibrary(settings.voices_dir, fake_engine)
-    library.enroll("Mum", speech_wav, consent="Mum")
-    svc = SpeechService(settings, library, fake_engine)
+    svc = one_worker_service(settings, fake_engine, speech_wav)
     fake_engine.delay = 0.1
     text = " ".join(f"This is sentence {n}." for n in ("one", "two", "three", "four", "five", "six"))
 
