@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import threadpoolctl
 
 from voiceclone_core import audio, text
 from voiceclone_core.config import Settings
@@ -109,6 +110,9 @@ class ClassicEngine:
     version = ENGINE_VERSION
 
     def __init__(self, settings: Settings):
+        # Our matrix products are small; OpenBLAS's spinning worker threads would otherwise steal the cores
+        # Piper's ONNX runtime needs (measured: Piper's first sentence took 2x as long right after a conversion).
+        threadpoolctl.threadpool_limits(limits=1, user_api="blas")
         cfg = settings.classic
         models_dir = settings.resolved_models_dir
         self.strength = cfg.conversion_strength
@@ -207,16 +211,16 @@ class ClassicEngine:
     def _convert_streaming(self, x: np.ndarray, model: cv.ConversionModel) -> Iterator[np.ndarray]:
         """Convert one sentence; a long one in two blocks so its first part leaves early.
 
-        The cut falls at the quietest 10 ms between 0.2 and 0.4 s; each block is analysed with a 40 ms margin
+        The cut falls at the quietest 10 ms between 0.12 and 0.3 s; each block is analysed with a 40 ms margin
         beyond the cut and the two are cross-faded over 20 ms there, so the join is inaudible.
         """
         sr = self.sample_rate
-        if len(x) < int(0.6 * sr):
+        if len(x) < int(0.5 * sr):
             yield self._convert(x, model)
             return
         margin, fade = int(0.04 * sr), int(0.01 * sr)
         win = int(0.01 * sr)
-        lo, hi = int(0.2 * sr) // win, int(0.4 * sr) // win
+        lo, hi = int(0.12 * sr) // win, int(0.3 * sr) // win
         energy = np.add.reduceat(x[: hi * win] ** 2, np.arange(0, hi * win, win))
         cut = (lo + int(np.argmin(energy[lo:hi]))) * win + win // 2
         head = self._convert(x[: cut + margin], model)
