@@ -18,7 +18,7 @@ import pytest
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.event import Event
+from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.tts import (
     Synthesize,
@@ -250,7 +250,7 @@ def test_twenty_concurrent_clients_are_all_answered(service: SpeechService) -> N
     assert len(results) == 20 and all(len(r) > 1000 for r in results)
 
 
-def test_slow_reader_does_not_block_others_and_busy_is_an_error(service: SpeechService, fake_engine) -> None:
+def test_held_request_does_not_block_describe_and_busy_is_an_error(service: SpeechService, fake_engine) -> None:
     service.settings.speech.queue_size = 1
 
     async def scenario():
@@ -350,3 +350,28 @@ def test_zeroconf_announces_wyoming_service_on_loopback(service: SpeechService) 
 
     found, port, addresses, server_port = asyncio.run(scenario())
     assert found and port == server_port and addresses == ["127.0.0.1"]
+
+
+def test_slow_reader_does_not_block_other_clients(service: SpeechService) -> None:
+    long_text = " ".join(["The quick brown fox jumps over the lazy dog again and again."] * 70)  # ~45 s of audio
+
+    async def scenario():
+        async with serving(service) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            event = Synthesize(text=long_text, voice=SynthesizeVoice(name="mum")).event()
+            await async_write_event(event, writer)  # ...and then never read
+            await asyncio.sleep(0.5)
+            t0 = time.perf_counter()
+            async with AsyncTcpClient("127.0.0.1", port) as other:
+                await other.write_event(Synthesize(text="Quick answer.", voice=SynthesizeVoice(name="mum")).event())
+                answer = await read_until(other, ("audio-stop", "error"), timeout=5)
+            elapsed = time.perf_counter() - t0
+            slow_first = await asyncio.wait_for(async_read_event(reader), 5)  # the slow client still gets its audio
+            writer.close()
+            return answer, elapsed, slow_first
+
+    answer, elapsed, slow_first = asyncio.run(scenario())
+    assert answer[-1].type == "audio-stop" and pcm_of(answer)
+    assert elapsed < 2.0
+    assert slow_first is not None and slow_first.type == "audio-start"
