@@ -187,12 +187,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         server = WyomingServer(service)
         await server.start()
+        bridge = None
+        if settings.mqtt.host:
+            from voiceclone_core.homeassistant import HomeAssistantClient
+            from voiceclone_core.mqtt.bridge import MqttBridge
+
+            bridge = MqttBridge(service, HomeAssistantClient.from_settings(settings))
+            await bridge.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print(f"serving Wyoming on {settings.wyoming.uri} (port {server.port})", flush=True)
         await stop.wait()
+        if bridge is not None:
+            await bridge.stop()
         await server.stop()
 
     try:

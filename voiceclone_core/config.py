@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "VOICECLONE_"
+_TOPIC_ID = re.compile(r"[A-Za-z0-9_-]+")
 _NULL_TEXT = {"", "null", "none", "~"}
 _EXPONENT_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
@@ -87,6 +88,35 @@ class WyomingSettings:
 
 
 @dataclass
+class MqttSettings:
+    """The MQTT bridge; off while ``host`` is empty."""
+
+    host: str = ""
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    ca_certs: str = ""
+    client_id: str = ""
+    base_topic: str = "voiceclone"
+    discovery_prefix: str = "homeassistant"
+    ha_status_topic: str = "homeassistant/status"
+    default_target: str = ""
+    max_text_chars: int = 1000
+
+
+@dataclass
+class HomeAssistantSettings:
+    """How to reach Home Assistant's REST API and where its media folder is (for playback on speakers)."""
+
+    url: str = ""
+    token: str = ""
+    media_dir: Path = Path("/media/voiceclone")
+    media_source: str = "media-source://media_source/local/voiceclone"
+    keep_media_minutes: int = 60
+
+
+@dataclass
 class Settings:
     """The whole settings tree."""
 
@@ -98,6 +128,8 @@ class Settings:
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
 
     @property
     def voices_dir(self) -> Path:
@@ -249,6 +281,11 @@ def _validate(s: Settings) -> None:
         ),
         ("cache.max_mb", s.cache.max_mb >= 0, "must be 0 or more"),
         ("wyoming.uri", s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")), "must be tcp://, unix:// or stdio://"),
+        ("mqtt.port", 1 <= s.mqtt.port <= 65535, "must be a TCP port"),
+        ("mqtt.base_topic", _TOPIC_ID.fullmatch(s.mqtt.base_topic) is not None, "letters, digits, _ and - only"),
+        ("mqtt.discovery_prefix", _TOPIC_ID.fullmatch(s.mqtt.discovery_prefix) is not None, "letters, digits, _, -"),
+        ("mqtt.max_text_chars", s.mqtt.max_text_chars >= 1, "must be at least 1"),
+        ("homeassistant.keep_media_minutes", s.homeassistant.keep_media_minutes >= 1, "must be at least 1"),
         ("wyoming.samples_per_chunk", 64 <= s.wyoming.samples_per_chunk <= 65536, "must be within 64..65536"),
         ("classic.conversion_strength", 0.0 <= s.classic.conversion_strength <= 1.5, "must be within 0..1.5"),
         (

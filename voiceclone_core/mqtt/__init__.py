@@ -1,0 +1,1 @@
+"""The MQTT door: Home Assistant discovery, speak commands, playback on media players."""

@@ -1,0 +1,320 @@
+"""MQTT bridge: Home Assistant device discovery, speech commands, results, availability.
+
+Topics (``~`` = the base topic, ``voiceclone`` by default):
+
+* ``~/availability`` — ``online`` / ``offline`` (retained; ``offline`` is our last will).
+* ``~/speak`` — JSON ``{"text", "voice"?, "language"?, "target"?, "volume"?, "id"?}``; the answer goes to
+  ``~/speak/result`` (not retained): ``{"id", "status": "done"|"error", "error"?, "first_audio_s"?, "duration_s"?}``.
+* ``~/notify/<voice_id>`` — plain text, spoken in that voice on the default target (the "Speak as …" entities).
+* ``~/reload`` — the "Reload voices" button: re-publish discovery and state.
+* ``~/state`` — JSON with the service state, queue depth and the last first-audio latency (the sensors).
+* ``<discovery_prefix>/device/voiceclone/config`` — one retained device-based discovery message.
+
+paho-mqtt runs its network loop in its own thread and reconnects by itself (1-10 s backoff); every (re)connect
+and every ``online`` from Home Assistant re-publishes discovery, availability and state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+import ssl
+import time
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from voiceclone_core.homeassistant import HomeAssistantClient, HomeAssistantError, MediaStore
+from voiceclone_core.speech import Priority, SpeechError, SpeechRequest, SpeechService
+
+log = logging.getLogger(__name__)
+
+DEVICE_ID = "voiceclone"
+
+
+class CommandError(ValueError):
+    """A speak command is malformed or cannot be carried out."""
+
+
+class MqttBridge:
+    """Connects the speech service to an MQTT broker and Home Assistant."""
+
+    def __init__(
+        self,
+        service: SpeechService,
+        ha: HomeAssistantClient | None = None,
+        media: MediaStore | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = service.settings.mqtt
+        self.ha = ha
+        self.media = media or MediaStore.from_settings(service.settings)
+        self.base = self.settings.base_topic
+        self.discovery_topic = f"{self.settings.discovery_prefix}/device/{DEVICE_ID}/config"
+        self._published_path = service.settings.data_dir / "mqtt-discovered-voices.json"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.connected = asyncio.Event()
+        self.last_latency: float | None = None
+        client_id = self.settings.client_id or f"voiceclone-{secrets.token_hex(3)}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        if self.settings.username:
+            self.client.username_pw_set(self.settings.username, self.settings.password or None)
+        if self.settings.tls:
+            self.client.tls_set(ca_certs=self.settings.ca_certs or None, cert_reqs=ssl.CERT_REQUIRED)
+        self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        service.library.subscribe(self._voice_changed)
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.base}/{suffix}"
+
+    # -- life cycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect in the background (retrying until the broker answers)."""
+        self._loop = asyncio.get_running_loop()
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        self.client.loop_start()
+
+    async def stop(self) -> None:
+        """Say ``offline``, disconnect and wait for running commands."""
+        if self.client.is_connected():
+            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
+            await asyncio.to_thread(info.wait_for_publish, 2)
+        self.client.disconnect()
+        self.client.loop_stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- paho callbacks (network thread) -------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker refused the connection: %s", reason_code)
+            return
+        log.info("connected to MQTT broker %s:%d", self.settings.host, self.settings.port)
+        client.subscribe(
+            [
+                (self.topic("speak"), 1),
+                (self.topic("notify/+"), 1),
+                (self.topic("reload"), 1),
+                (self.settings.ha_status_topic, 1),
+            ]
+        )
+        self.publish_all()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.set)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.clear)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        if topic == self.settings.ha_status_topic:
+            if message.payload.decode("utf-8", "replace").strip() == "online":
+                delay = random.uniform(0.2, 1.5)  # Home Assistant restarted: let it settle, then re-announce
+                self._submit(self._republish_after(delay))
+        elif topic == self.topic("speak"):
+            self._submit(self.handle_speak(message.payload))
+        elif topic.startswith(self.topic("notify/")):
+            voice_id = topic.rsplit("/", 1)[1]
+            self._submit(self.handle_notify(voice_id, message.payload))
+        elif topic == self.topic("reload"):
+            self.publish_all()
+
+    def _submit(self, coro: Any) -> None:
+        if self._loop is None:
+            coro.close()
+            return
+
+        def schedule() -> None:
+            task = asyncio.ensure_future(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._loop.call_soon_threadsafe(schedule)
+
+    async def _republish_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.publish_all()
+
+    def _voice_changed(self, event: str, voice_id: str) -> None:
+        self.publish_all()
+
+    # -- publishing ----------------------------------------------------------------------------------------
+    def publish_all(self) -> None:
+        """Availability, discovery and state (safe from any thread)."""
+        if not self.client.is_connected():
+            return
+        self.client.publish(self.topic("availability"), "online", qos=1, retain=True)
+        self.client.publish(self.discovery_topic, json.dumps(self.discovery_payload()), qos=1, retain=True)
+        self.publish_state()
+
+    def publish_state(self) -> None:
+        state = {
+            "state": "ready",
+            "queue_depth": self.service.queue_depth,
+            "first_audio_s": round(self.last_latency, 3) if self.last_latency is not None else None,
+        }
+        self.client.publish(self.topic("state"), json.dumps(state), qos=0, retain=True)
+
+    def discovery_payload(self) -> dict[str, Any]:
+        """One device-based discovery message: a notify entity per voice, three sensors and a button."""
+        from importlib.metadata import version
+
+        voices = self.service.library.list()
+        current = {v.id for v in voices}
+        previous = self._load_published()
+        components: dict[str, dict[str, Any]] = {}
+        for profile in voices:
+            components[f"notify_{profile.id}"] = {
+                "p": "notify",
+                "name": f"Speak as {profile.name}",
+                "unique_id": f"{DEVICE_ID}_notify_{profile.id}",
+                "command_topic": self.topic(f"notify/{profile.id}"),
+                "icon": "mdi:account-voice",
+            }
+        for gone in sorted(previous - current):  # removes that voice's entity from Home Assistant
+            components[f"notify_{gone}"] = {"p": "notify"}
+        state_topic = self.topic("state")
+        components["service_state"] = {
+            "p": "sensor",
+            "name": "Service state",
+            "unique_id": f"{DEVICE_ID}_state",
+            "state_topic": state_topic,
+            "value_template": "{{ value_json.state }}",
+            "icon": "mdi:account-voice",
+        }
+        components["first_audio_latency"] = {
+            "p": "sensor",
+            "name": "First audio latency",
+            "unique_id": f"{DEVICE_ID}_first_audio_latency",
+            "state_topic": state_topic,
+            "value_template": "{{ value_json.first_audio_s }}",
+            "unit_of_measurement": "s",
+            "device_class": "duration",
+            "state_class": "measurement",
+            "entity_category": "diagnostic",
+        }
+        components["queue_depth"] = {
+            "p": "sensor",
+            "name": "Queue depth",
+            "unique_id": f"{DEVICE_ID}_queue_depth",
+            "state_topic": state_topic,
+            "value_template": "{{ value_json.queue_depth }}",
+            "state_class": "measurement",
+            "entity_category": "diagnostic",
+        }
+        components["reload_voices"] = {
+            "p": "button",
+            "name": "Reload voices",
+            "unique_id": f"{DEVICE_ID}_reload_voices",
+            "command_topic": self.topic("reload"),
+            "entity_category": "config",
+        }
+        self._save_published(current)
+        sw = version("voiceclone")
+        return {
+            "dev": {"ids": [DEVICE_ID], "name": "VoiceClone", "mf": "VoiceClone", "mdl": "Voice cloning TTS", "sw": sw},
+            "o": {"name": "voiceclone", "sw": sw},
+            "avty_t": self.topic("availability"),
+            "cmps": components,
+        }
+
+    def _load_published(self) -> set[str]:
+        try:
+            return set(json.loads(self._published_path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return set()
+
+    def _save_published(self, ids: set[str]) -> None:
+        self._published_path.parent.mkdir(parents=True, exist_ok=True)
+        self._published_path.write_text(json.dumps(sorted(ids)))
+
+    # -- commands ------------------------------------------------------------------------------------------
+    async def handle_notify(self, voice_id: str, payload: bytes) -> dict[str, Any]:
+        """A notify entity's message: speak it in that voice on the default target."""
+        return await self._run({"text": payload.decode("utf-8", "replace"), "voice": voice_id})
+
+    async def handle_speak(self, payload: bytes) -> dict[str, Any]:
+        """A ``~/speak`` command; every outcome is published on ``~/speak/result``."""
+        try:
+            command = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return self._result({"status": "error", "error": f"invalid JSON: {exc}"})
+        if not isinstance(command, dict):
+            return self._result({"status": "error", "error": "the command must be a JSON object"})
+        return await self._run(command)
+
+    async def _run(self, command: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {"id": command.get("id")}
+        try:
+            request, targets = self._parse(command)
+            start = time.perf_counter()
+            first = None
+            parts = []
+            async for piece in self.service.stream(request):
+                first = first if first is not None else time.perf_counter() - start
+                parts.append(piece)
+            clip = np.concatenate(parts)
+            self.last_latency = first
+            rate = self.service.sample_rate
+            result.update(first_audio_s=round(first or 0.0, 3), duration_s=round(len(clip) / rate, 3))
+            stem = request.voice or "voice"
+            _, media_id = await asyncio.to_thread(self.media.save, clip, self.service.sample_rate, stem)
+            await self.ha.play_media(targets, media_id)
+            result.update(status="done", targets=targets, media_content_id=media_id)
+        except (CommandError, SpeechError, HomeAssistantError) as exc:
+            result.update(status="error", error=str(exc))
+        except Exception as exc:  # never let one command take the bridge down
+            log.exception("speak command failed")
+            result.update(status="error", error=f"internal error: {exc}")
+        self.publish_state()
+        return self._result(result)
+
+    def _parse(self, command: dict[str, Any]) -> tuple[SpeechRequest, list[str]]:
+        words = command.get("text")
+        if not isinstance(words, str) or not words.strip():
+            raise CommandError("'text' must be a non-empty string")
+        if len(words) > self.settings.max_text_chars:
+            raise CommandError(f"'text' is too long: {len(words)} characters (limit {self.settings.max_text_chars})")
+        voice = command.get("voice")
+        if voice is not None and not isinstance(voice, str):
+            raise CommandError("'voice' must be a voice id string")
+        language = command.get("language")
+        if language is not None and not isinstance(language, str):
+            raise CommandError("'language' must be a string such as 'en' or 'zh'")
+        volume = command.get("volume", 1.0)
+        if isinstance(volume, bool) or not isinstance(volume, int | float) or not 0.0 <= volume <= 2.0:
+            raise CommandError("'volume' must be a number from 0 to 2")
+        targets = _targets(command.get("target"), self.settings.default_target)
+        if self.ha is None:
+            raise CommandError("Home Assistant is not configured: set homeassistant.url and homeassistant.token")
+        return SpeechRequest(
+            words, voice=voice or None, language=language, volume=float(volume), priority=Priority.ANNOUNCEMENT
+        ), targets
+
+    def _result(self, result: dict[str, Any]) -> dict[str, Any]:
+        self.client.publish(self.topic("speak/result"), json.dumps(result), qos=1, retain=False)
+        return result
+
+
+def _targets(target: Any, default: str) -> list[str]:
+    if target is None or target == "" or target == []:
+        targets = [t.strip() for t in default.split(",") if t.strip()]
+        if not targets:
+            raise CommandError("no target media player: give 'target' or set mqtt.default_target")
+        return targets
+    items = [target] if isinstance(target, str) else target
+    if not isinstance(items, list) or not all(isinstance(t, str) and t.startswith("media_player.") for t in items):
+        raise CommandError("'target' must be a media_player entity id or a list of them")
+    return items
