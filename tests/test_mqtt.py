@@ -354,3 +354,30 @@ def test_supervisor_token_is_used_inside_the_add_on(settings: Settings, monkeypa
     assert client is not None and client.url == "http://supervisor/core" and client.token == "sup-token"
     monkeypatch.delenv("SUPERVISOR_TOKEN")
     assert HomeAssistantClient.from_settings(settings) is None
+
+
+@pytest.mark.slow
+def test_serve_runs_the_bridge_when_mqtt_is_configured(tmp_path: Path, broker: Broker, speech_wav: Path) -> None:
+    import signal
+    import sys
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cli = [sys.executable, "-m", "voiceclone_core.cli"]
+    data = str(tmp_path / "data")
+    subprocess.run([*cli, "enroll", "Nan", str(speech_wav), "--consent", "Nan", "--data-dir", data], check=True,
+                   capture_output=True, env=env)
+    watcher = Watcher(broker.port)
+    proc = subprocess.Popen([*cli, "serve", "--uri", f"tcp://127.0.0.1:{_free_port()}", "--no-zeroconf",
+                             "--data-dir", data, "--set", "mqtt.host=127.0.0.1", "--set", f"mqtt.port={broker.port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        payload = _discovery(watcher, lambda d: "notify_nan" in d["cmps"], timeout=60)
+        assert payload["cmps"]["notify_nan"]["name"] == "Speak as Nan"
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert watcher.wait("voiceclone/availability", lambda p: p == b"offline", after=stopped)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        watcher.close()

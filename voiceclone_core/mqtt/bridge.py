@@ -113,7 +113,8 @@ class MqttBridge:
             self._loop.call_soon_threadsafe(self.connected.set)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+        if reason_code.is_failure:
+            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.connected.clear)
 
