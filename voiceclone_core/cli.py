@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from voiceclone_core import audio
+from voiceclone_core.addon import AddonError
 from voiceclone_core.config import ConfigError, Settings, load_settings
 from voiceclone_core.engines.base import EngineError, create_engine
 from voiceclone_core.speech import SpeechError, SpeechRequest, SpeechService
@@ -70,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", parents=[common], help="run the network doors (Wyoming now; MQTT and web later)")
     sv.add_argument("--uri", help="Wyoming listen address, e.g. tcp://0.0.0.0:10200 (default from settings)")
     sv.add_argument("--no-zeroconf", action="store_true", help="do not announce the server over mDNS")
+    sv.add_argument(
+        "--supervisor-discovery",
+        action="store_true",
+        help="announce Wyoming to Home Assistant through the Supervisor (inside the add-on)",
+    )
+
+    ap = sub.add_parser(
+        "addon-prepare", parents=[common], help="add-on start: options.json -> settings file, reconcile the voices list"
+    )
+    ap.add_argument("--options", type=Path, default=Path("/data/options.json"))
+    ap.add_argument("--output", type=Path, default=Path("/data/voiceclone.yaml"))
+    ap.add_argument(
+        "--sample-root",
+        type=Path,
+        action="append",
+        dest="sample_roots",
+        help="folder recordings may come from (repeatable; default /media and /share)",
+    )
     return p
 
 
@@ -199,6 +219,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print(f"serving Wyoming on {settings.wyoming.uri} (port {server.port})", flush=True)
+        token = os.environ.get("SUPERVISOR_TOKEN")
+        if args.supervisor_discovery and token and server.port:
+            from voiceclone_core.addon import announce_wyoming
+
+            await asyncio.to_thread(announce_wyoming, token, server.port)
         await stop.wait()
         if bridge is not None:
             await bridge.stop()
@@ -211,6 +236,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_addon_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from voiceclone_core import addon
+
+    options = addon.load_options(args.options)
+    mqtt_service = None if options.get("mqtt_host") else addon.supervisor_mqtt(os.environ.get("SUPERVISOR_TOKEN"))
+    tree = addon.settings_from_options(options, mqtt_service)
+    if args.data_dir is not None:  # tests and local runs
+        tree["data_dir"] = str(args.data_dir)
+    addon.write_settings(tree, args.output)
+    settings = load_settings(args.output)
+    roots = tuple(args.sample_roots) if args.sample_roots else addon.SAMPLE_ROOTS
+    wanted, invalid = addon.parse_voices(options.get("voices") or [], roots)
+    report = addon.reconcile(_library(settings), wanted, keep=set(invalid))
+    failed = {**invalid, **report.failed}
+    print(
+        f"settings written to {args.output}; voices: {len(report.enrolled)} enrolled, {len(report.unchanged)} "
+        f"unchanged, {len(report.deleted)} deleted, {len(failed)} failed"
+    )
+    for voice_id, why in failed.items():
+        print(f"  voice {voice_id} not available: {why}")
+    return 0
+
+
 COMMANDS = {
     "enroll": cmd_enroll,
     "voices": cmd_voices,
@@ -218,6 +266,7 @@ COMMANDS = {
     "rename": cmd_rename,
     "delete": cmd_delete,
     "serve": cmd_serve,
+    "addon-prepare": cmd_addon_prepare,
 }
 
 
@@ -233,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voiceclone: settings error: {exc}", file=sys.stderr)
         return 2
-    except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError) as exc:
+    except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError, AddonError) as exc:
         print(f"voiceclone: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -73,6 +73,8 @@ class VoiceProfile:
     updated: str = ""
     revision: int = 1
     sample_sha256: str = ""
+    source_sha256: str = ""
+    origin: str = "cli"
     quality: dict[str, Any] = field(default_factory=dict)
     prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -91,6 +93,17 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:40].strip("_")
     return slug or "voice_" + hashlib.sha256(name.strip().encode("utf-8")).hexdigest()[:6]
+
+
+def source_digest(sample: bytes | str | os.PathLike[str]) -> str:
+    """SHA-256 of a recording as submitted (bytes or file), to tell whether a sample changed."""
+    if isinstance(sample, bytes | bytearray | memoryview):
+        return hashlib.sha256(bytes(sample)).hexdigest()
+    digest = hashlib.sha256()
+    with open(sample, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_voice_id(voice_id: str) -> str:
@@ -240,6 +253,7 @@ class VoiceLibrary:
         transcript: str | None = None,
         language: str | None = None,
         voice_id: str | None = None,
+        origin: str = "cli",
     ) -> tuple[VoiceProfile, audio.QualityReport]:
         """Enroll (or re-enroll) a voice from a recording. Nothing changes unless every step succeeds.
 
@@ -276,6 +290,8 @@ class VoiceLibrary:
                 updated=now,
                 revision=previous.revision + 1 if previous else 1,
                 sample_sha256=hashlib.sha256(wav).hexdigest(),
+                source_sha256=source_digest(sample),
+                origin=origin,
                 quality=report.to_dict(),
                 prompts={engine.name: self._prompt_info(prompt)},
             )

@@ -1,0 +1,250 @@
+"""Home Assistant add-on glue: options → settings file, voice-list reconciliation, Supervisor services.
+
+On every start the add-on's run script calls ``voiceclone addon-prepare``: the options Supervisor wrote to
+``/data/options.json`` become ``/data/voiceclone.yaml`` (settings for ``voiceclone serve``), the voice library is
+reconciled with the ``voices`` option (new or changed samples enrolled, voices removed from the list deleted, each
+rejection logged with its reasons while the others go ahead), and MQTT credentials come from the Supervisor's MQTT
+service when the user gave none. ``voiceclone serve --supervisor-discovery`` announces Wyoming to Home Assistant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from voiceclone_core import audio
+from voiceclone_core.engines.base import EngineError
+from voiceclone_core.voices import VoiceError, VoiceLibrary, check_voice_id, slugify, source_digest
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR = "http://supervisor"
+ORIGIN = "addon-options"
+SAMPLE_ROOTS = (Path("/media"), Path("/share"))
+WYOMING_PORT = 10200
+
+
+class AddonError(ValueError):
+    """The add-on options are invalid."""
+
+
+def settings_from_options(options: dict[str, Any], mqtt_service: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings tree (as written to the YAML file) for the add-on's options."""
+    tree: dict[str, Any] = {
+        "data_dir": "/data",
+        "models_dir": "/data/models",
+        "log_level": str(options.get("log_level", "info")).upper(),
+        "engine": {"name": options.get("engine", "classic")},
+        "speech": {"default_voice": options.get("default_voice") or ""},
+        "cache": {"max_mb": int(options.get("cache_mb", 256))},
+        "wyoming": {"uri": f"tcp://0.0.0.0:{WYOMING_PORT}", "zeroconf": False},
+        "homeassistant": {
+            "media_dir": "/media/voiceclone",
+            "media_source": "media-source://media_source/local/voiceclone",
+        },
+    }
+    mqtt: dict[str, Any] = {
+        "base_topic": options.get("mqtt_topic") or "voiceclone",
+        "default_target": ",".join(options.get("default_media_players") or []),
+    }
+    if options.get("mqtt_host"):
+        mqtt.update(
+            host=options["mqtt_host"],
+            port=int(options.get("mqtt_port") or 1883),
+            username=options.get("mqtt_username") or "",
+            password=options.get("mqtt_password") or "",
+        )
+    elif mqtt_service:
+        mqtt.update(
+            host=mqtt_service.get("host", ""),
+            port=int(mqtt_service.get("port", 1883)),
+            username=mqtt_service.get("username", ""),
+            password=mqtt_service.get("password", ""),
+            tls=bool(mqtt_service.get("ssl", False)),
+        )
+    tree["mqtt"] = mqtt
+    return tree
+
+
+def write_settings(tree: dict[str, Any], path: Path) -> None:
+    """Write the settings YAML privately (it may hold the MQTT password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.safe_dump(tree, f, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)
+
+
+@dataclass
+class VoiceOption:
+    """One entry of the ``voices`` option."""
+
+    id: str
+    name: str
+    sample: Path
+    consent: str
+    transcript: str | None = None
+    language: str | None = None
+
+
+def parse_voices(
+    entries: list[dict[str, Any]], roots: tuple[Path, ...] = SAMPLE_ROOTS
+) -> tuple[list[VoiceOption], dict[str, str]]:
+    """Validate the ``voices`` option entry by entry: valid voices, and the problem of each invalid entry
+    (keyed by its voice id, so that an existing voice with a broken entry is kept rather than deleted)."""
+    out: list[VoiceOption] = []
+    errors: dict[str, str] = {}
+    for i, entry in enumerate(entries or []):
+        name = str(entry.get("name") or "").strip()
+        key = f"voices[{i}]"
+        try:
+            if not name:
+                raise AddonError("'name' is required")
+            key = check_voice_id(str(entry.get("id") or slugify(name)))
+            if key in {v.id for v in out}:
+                raise AddonError(f"the id '{key}' is used twice")
+            sample = resolve_sample(str(entry.get("sample") or ""), roots)
+            if sample is None:
+                raise AddonError("'sample' must be a file path under /media or /share")
+            out.append(
+                VoiceOption(
+                    key,
+                    name,
+                    sample,
+                    str(entry.get("consent") or "").strip(),
+                    (entry.get("transcript") or "").strip() or None,
+                    entry.get("language") or None,
+                )
+            )
+        except (AddonError, VoiceError) as exc:
+            errors[key] = str(exc)
+            log.error("voice option %s (%s) ignored: %s", key, name or "?", exc)
+    return out, errors
+
+
+def resolve_sample(value: str, roots: tuple[Path, ...]) -> Path | None:
+    """An absolute path inside one of ``roots`` (relative paths are taken under the first), else None."""
+    if not value:
+        return None
+    candidate = Path(value) if value.startswith("/") else roots[0] / value
+    resolved = candidate.resolve()
+    for root in roots:
+        if resolved.is_relative_to(root.resolve()):
+            return resolved
+    return None
+
+
+@dataclass
+class ReconcileReport:
+    enrolled: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def reconcile(library: VoiceLibrary, wanted: list[VoiceOption], keep: set[str] = frozenset()) -> ReconcileReport:
+    """Make the library match the ``voices`` option; one bad voice never stops the others.
+
+    Only voices this option created are deleted when they leave the list: voices enrolled on the web page or
+    with the CLI are left alone, and so are voices in ``keep`` (entries that are listed but invalid).
+    """
+    report = ReconcileReport()
+    existing = {p.id: p for p in library.list()}
+    for voice in wanted:
+        try:
+            if not voice.sample.is_file():
+                raise AddonError(f"sample file {voice.sample} does not exist")
+            digest = source_digest(voice.sample)
+            current = existing.get(voice.id)
+            if (
+                current is not None
+                and current.source_sha256 == digest
+                and current.transcript == voice.transcript
+                and (voice.language is None or current.language == voice.language)
+            ):
+                if current.name != voice.name:
+                    library.rename(voice.id, voice.name)
+                    report.renamed.append(voice.id)
+                report.unchanged.append(voice.id)
+                continue
+            _, quality = library.enroll(
+                voice.name,
+                voice.sample,
+                consent=voice.consent,
+                transcript=voice.transcript,
+                language=voice.language,
+                voice_id=voice.id,
+                origin=ORIGIN,
+            )
+            report.enrolled.append(voice.id)
+            log.info("voice %s enrolled (%s)%s", voice.id, quality.verdict, "".join(f"; {r}" for r in quality.reasons))
+        except audio.SampleRejected as exc:
+            report.failed[voice.id] = "; ".join(exc.report.reasons)
+            log.error("voice %s not enrolled, the recording was rejected: %s", voice.id, report.failed[voice.id])
+        except (AddonError, VoiceError, EngineError, audio.AudioError, OSError) as exc:
+            report.failed[voice.id] = str(exc)
+            log.error("voice %s not enrolled: %s", voice.id, exc)
+    listed = {v.id for v in wanted} | set(keep)
+    for profile in existing.values():
+        if profile.origin == ORIGIN and profile.id not in listed:
+            library.delete(profile.id)
+            report.deleted.append(profile.id)
+            log.info("voice %s deleted (removed from the add-on's voices list)", profile.id)
+    return report
+
+
+def _supervisor(method: str, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{SUPERVISOR}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def supervisor_mqtt(token: str | None) -> dict[str, Any] | None:
+    """The MQTT broker the Supervisor offers (``GET /services/mqtt``), or None when there is none."""
+    if not token:
+        return None
+    try:
+        reply = _supervisor("GET", "/services/mqtt", token)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.info("no MQTT service from the Supervisor (%s): the MQTT bridge stays off", exc)
+        return None
+    data = reply.get("data") or {}
+    return data if data.get("host") else None
+
+
+def announce_wyoming(token: str, port: int = WYOMING_PORT) -> bool:
+    """Tell Home Assistant (through the Supervisor) where our Wyoming server is."""
+    uri = f"tcp://{socket.gethostname()}:{port}"
+    try:
+        _supervisor("POST", "/discovery", token, {"service": "wyoming", "config": {"uri": uri}})
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.error("Wyoming discovery through the Supervisor failed: %s", exc)
+        return False
+    log.info("announced Wyoming at %s to Home Assistant", uri)
+    return True
+
+
+def load_options(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AddonError(f"cannot read add-on options {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AddonError(f"add-on options {path} must be a JSON object")
+    return data
