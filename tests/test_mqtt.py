@@ -45,8 +45,9 @@ class Broker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -84,8 +85,9 @@ class HomeAssistantStub:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                stub.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                      "json": json.loads(body or b"null")})
+                stub.requests.append(
+                    {"path": self.path, "auth": self.headers.get("Authorization"), "json": json.loads(body or b"null")}
+                )
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -126,8 +128,9 @@ class Watcher:
         with self.lock:
             self.messages.append((msg.topic, msg.payload, bool(msg.retain), time.monotonic()))
 
-    def wait(self, topic: str, predicate: Callable[[bytes], bool] = lambda p: True, timeout: float = 10,
-             after: float = 0.0) -> bytes:
+    def wait(
+        self, topic: str, predicate: Callable[[bytes], bool] = lambda p: True, timeout: float = 10, after: float = 0.0
+    ) -> bytes:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -201,11 +204,19 @@ def test_discovery_follows_the_device_schema(setup) -> None:
     assert all("p" in c and c["unique_id"].startswith("voiceclone_") for c in cmps.values())
     assert len({c["unique_id"] for c in cmps.values()}) == len(cmps)
     notify = cmps["notify_mum"]
-    assert notify == {"p": "notify", "name": "Speak as Mum", "unique_id": "voiceclone_notify_mum",
-                      "command_topic": "voiceclone/notify/mum", "icon": "mdi:account-voice"}
+    assert notify == {
+        "p": "notify",
+        "name": "Speak as Mum",
+        "unique_id": "voiceclone_notify_mum",
+        "command_topic": "voiceclone/notify/mum",
+        "icon": "mdi:account-voice",
+    }
     assert {k: cmps[k]["p"] for k in ("service_state", "first_audio_latency", "queue_depth", "reload_voices")} == {
-        "service_state": "sensor", "first_audio_latency": "sensor", "queue_depth": "sensor",
-        "reload_voices": "button"}
+        "service_state": "sensor",
+        "first_audio_latency": "sensor",
+        "queue_depth": "sensor",
+        "reload_voices": "button",
+    }
     for key in ("service_state", "first_audio_latency", "queue_depth"):
         assert cmps[key]["state_topic"] == "voiceclone/state" and "value_json" in cmps[key]["value_template"]
     assert cmps["reload_voices"]["command_topic"] == "voiceclone/reload"
@@ -232,8 +243,12 @@ def test_enrolled_voice_appears_and_deleted_voice_is_removed(setup, speech_wav: 
 def test_speak_command_plays_on_the_target_through_home_assistant(setup, ha: HomeAssistantStub) -> None:
     _running, watcher, service = setup
     watcher.wait("voiceclone/availability", lambda p: p == b"online")
-    watcher.publish("voiceclone/speak", json.dumps({"text": "The washing machine is done.", "voice": "mum",
-                                                    "target": "media_player.kitchen", "id": "req-1"}))
+    watcher.publish(
+        "voiceclone/speak",
+        json.dumps(
+            {"text": "The washing machine is done.", "voice": "mum", "target": "media_player.kitchen", "id": "req-1"}
+        ),
+    )
     result = json.loads(watcher.wait("voiceclone/speak/result", lambda p: b"req-1" in p))
     assert result["status"] == "done" and result["id"] == "req-1"
     assert 0 < result["first_audio_s"] < 5 and result["duration_s"] > 0.1
@@ -276,8 +291,9 @@ def test_notify_entity_speaks_in_its_voice_on_the_default_target(setup, ha: Home
         (b'{"text": "Hello.", "target": "media_player.k", "volume": 9}', "volume"),
     ],
 )
-def test_bad_commands_get_error_results_and_the_bridge_carries_on(setup, ha: HomeAssistantStub, payload: bytes,
-                                                                   message: str) -> None:
+def test_bad_commands_get_error_results_and_the_bridge_carries_on(
+    setup, ha: HomeAssistantStub, payload: bytes, message: str
+) -> None:
     _running, watcher, _ = setup
     watcher.wait("voiceclone/availability", lambda p: p == b"online")
     watcher.publish("voiceclone/speak", payload)
@@ -364,12 +380,33 @@ def test_serve_runs_the_bridge_when_mqtt_is_configured(tmp_path: Path, broker: B
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cli = [sys.executable, "-m", "voiceclone_core.cli"]
     data = str(tmp_path / "data")
-    subprocess.run([*cli, "enroll", "Nan", str(speech_wav), "--consent", "Nan", "--data-dir", data], check=True,
-                   capture_output=True, env=env)
+    subprocess.run(
+        [*cli, "enroll", "Nan", str(speech_wav), "--consent", "Nan", "--data-dir", data],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     watcher = Watcher(broker.port)
-    proc = subprocess.Popen([*cli, "serve", "--uri", f"tcp://127.0.0.1:{_free_port()}", "--no-zeroconf",
-                             "--data-dir", data, "--set", "mqtt.host=127.0.0.1", "--set", f"mqtt.port={broker.port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [
+            *cli,
+            "serve",
+            "--uri",
+            f"tcp://127.0.0.1:{_free_port()}",
+            "--no-zeroconf",
+            "--set",
+            "web.enabled=false",
+            "--data-dir",
+            data,
+            "--set",
+            "mqtt.host=127.0.0.1",
+            "--set",
+            f"mqtt.port={broker.port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         payload = _discovery(watcher, lambda d: "notify_nan" in d["cmps"], timeout=60)
         assert payload["cmps"]["notify_nan"]["name"] == "Speak as Nan"

@@ -72,8 +72,9 @@ def service(settings: Settings, fake_engine, speech_wav: Path):
     svc.close()
 
 
-def test_describe_lists_one_voice_per_enrolled_member_and_follows_changes(service: SpeechService,
-                                                                            speech_wav: Path) -> None:
+def test_describe_lists_one_voice_per_enrolled_member_and_follows_changes(
+    service: SpeechService, speech_wav: Path
+) -> None:
     async def describe(port: int) -> Info:
         async with AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Describe().event())
@@ -102,9 +103,12 @@ def test_describe_lists_one_voice_per_enrolled_member_and_follows_changes(servic
 def test_synthesize_sends_one_fixed_format_response(service: SpeechService) -> None:
     async def scenario():
         async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
-            await client.write_event(Synthesize(text="The washing machine is done. Please hang up the "
-                                                "clothes in the garden before it rains.",
-                                                voice=SynthesizeVoice(name="mum")).event())
+            await client.write_event(
+                Synthesize(
+                    text="The washing machine is done. Please hang up the clothes in the garden before it rains.",
+                    voice=SynthesizeVoice(name="mum"),
+                ).event()
+            )
             return await read_until(client, ("audio-stop", "error"))
 
     events = asyncio.run(scenario())
@@ -159,10 +163,14 @@ def test_language_only_voice_and_empty_text(service: SpeechService, fake_engine)
     assert [e.type for e in empty] == ["audio-start", "audio-stop"]
 
 
-def test_streaming_synthesis_speaks_each_sentence_once_as_it_completes(service: SpeechService,
-                                                                        fake_engine) -> None:
-    pieces = ["Good evening. The front ", "door is open and the ", "garden lights are on. ",
-              "Shall I turn them off", "?"]
+def test_streaming_synthesis_speaks_each_sentence_once_as_it_completes(service: SpeechService, fake_engine) -> None:
+    pieces = [
+        "Good evening. The front ",
+        "door is open and the ",
+        "garden lights are on. ",
+        "Shall I turn them off",
+        "?",
+    ]
 
     async def scenario():
         async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
@@ -236,8 +244,9 @@ def test_twenty_concurrent_clients_are_all_answered(service: SpeechService) -> N
 
     async def one(port: int, i: int) -> bytes:
         async with AsyncTcpClient("127.0.0.1", port) as client:
-            await client.write_event(Synthesize(text=f"Client number {i} says hello.",
-                                                voice=SynthesizeVoice(name="mum")).event())
+            await client.write_event(
+                Synthesize(text=f"Client number {i} says hello.", voice=SynthesizeVoice(name="mum")).event()
+            )
             events = await read_until(client, ("audio-stop", "error"))
             assert events[-1].type == "audio-stop", Error.from_event(events[-1]).text
             return pcm_of(events)
@@ -292,8 +301,23 @@ def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav
     port = _free_port()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cli = [sys.executable, "-m", "voiceclone_core.cli"]
-    proc = subprocess.Popen([*cli, "serve", "--uri", f"tcp://127.0.0.1:{port}", "--no-zeroconf", "--data-dir",
-                             str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            *cli,
+            "serve",
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--no-zeroconf",
+            "--set",
+            "web.enabled=false",
+            "--data-dir",
+            str(data),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -302,15 +326,31 @@ def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav
             assert proc.poll() is None, proc.communicate()
             assert time.time() < deadline, "server did not start"
             time.sleep(0.2)
-        subprocess.run([*cli, "enroll", "Grandpa", str(speech_wav), "--transcript", PARAGRAPH, "--consent",
-                        "Grandpa", "--data-dir", str(data)], check=True, capture_output=True, env=env)
+        subprocess.run(
+            [
+                *cli,
+                "enroll",
+                "Grandpa",
+                str(speech_wav),
+                "--transcript",
+                PARAGRAPH,
+                "--consent",
+                "Grandpa",
+                "--data-dir",
+                str(data),
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
 
         async def scenario():
             async with AsyncTcpClient("127.0.0.1", port) as client:
                 await client.write_event(Describe().event())
                 info = Info.from_event((await read_until(client, ("info",)))[-1])
-                await client.write_event(Synthesize(text="The washing machine is done.",
-                                                    voice=SynthesizeVoice(name="grandpa")).event())
+                await client.write_event(
+                    Synthesize(text="The washing machine is done.", voice=SynthesizeVoice(name="grandpa")).event()
+                )
                 events = await read_until(client, ("audio-stop", "error"), timeout=60)
             return info, events
 
@@ -328,7 +368,6 @@ def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav
             proc.kill()
             raise
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-
 
 
 def test_zeroconf_announces_wyoming_service_on_loopback(service: SpeechService) -> None:

@@ -31,6 +31,7 @@ SUPERVISOR = "http://supervisor"
 ORIGIN = "addon-options"
 SAMPLE_ROOTS = (Path("/media"), Path("/share"))
 WYOMING_PORT = 10200
+WEB_PORT = 8099  # ingress_port in addon/config.yaml
 
 
 class AddonError(ValueError):
@@ -47,6 +48,7 @@ def settings_from_options(options: dict[str, Any], mqtt_service: dict[str, Any] 
         "speech": {"default_voice": options.get("default_voice") or ""},
         "cache": {"max_mb": int(options.get("cache_mb", 256))},
         "wyoming": {"uri": f"tcp://0.0.0.0:{WYOMING_PORT}", "zeroconf": False},
+        "web": {"enabled": True, "host": "0.0.0.0", "port": WEB_PORT},
         "homeassistant": {
             "media_dir": "/media/voiceclone",
             "media_source": "media-source://media_source/local/voiceclone",

@@ -207,6 +207,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         server = WyomingServer(service)
         await server.start()
+        web_runner = None
+        if settings.web.enabled:
+            from voiceclone_core.web.app import start_web
+
+            web_runner = await start_web(service, settings.web.host, settings.web.port)
         bridge = None
         if settings.mqtt.host:
             from voiceclone_core.homeassistant import HomeAssistantClient
@@ -227,6 +232,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         await stop.wait()
         if bridge is not None:
             await bridge.stop()
+        if web_runner is not None:
+            await web_runner.cleanup()
         await server.stop()
 
     try:

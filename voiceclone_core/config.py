@@ -88,6 +88,16 @@ class WyomingSettings:
 
 
 @dataclass
+class WebSettings:
+    """The enrollment page and JSON API."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 8099
+    max_upload_mb: int = 25
+
+
+@dataclass
 class MqttSettings:
     """The MQTT bridge; off while ``host`` is empty."""
 
@@ -129,6 +139,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
 
     @property
@@ -282,6 +293,8 @@ def _validate(s: Settings) -> None:
         ("cache.max_mb", s.cache.max_mb >= 0, "must be 0 or more"),
         ("wyoming.uri", s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")), "must be tcp://, unix:// or stdio://"),
         ("mqtt.port", 1 <= s.mqtt.port <= 65535, "must be a TCP port"),
+        ("web.port", 0 <= s.web.port <= 65535, "must be a TCP port"),
+        ("web.max_upload_mb", 1 <= s.web.max_upload_mb <= 200, "must be within 1..200"),
         ("mqtt.base_topic", _TOPIC_ID.fullmatch(s.mqtt.base_topic) is not None, "letters, digits, _ and - only"),
         ("mqtt.discovery_prefix", _TOPIC_ID.fullmatch(s.mqtt.discovery_prefix) is not None, "letters, digits, _, -"),
         ("mqtt.max_text_chars", s.mqtt.max_text_chars >= 1, "must be at least 1"),

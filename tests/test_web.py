@@ -1,0 +1,216 @@
+"""The web door: JSON API over real HTTP on 127.0.0.1, and the page in headless Chromium with a fake microphone."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from voiceclone_core import audio
+from voiceclone_core.config import Settings
+from voiceclone_core.speech import SpeechService
+from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.web.app import start_web
+
+from .conftest import PARAGRAPH
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WebServer:
+    """The web door on a free loopback port, in its own event-loop thread."""
+
+    def __init__(self, service: SpeechService) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.runner = self.call(start_web(service, "127.0.0.1", 0))
+        port = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def close(self) -> None:
+        self.call(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def web(settings: Settings, fake_engine):
+    settings.web.max_upload_mb = 2
+    library = VoiceLibrary(settings.voices_dir, fake_engine)
+    service = SpeechService(settings, library, fake_engine)
+    server = WebServer(service)
+    yield server, service
+    server.close()
+    service.close()
+
+
+def request(server: WebServer, method: str, path: str, **kw: Any) -> tuple[int, str, bytes]:
+    async def go() -> tuple[int, str, bytes]:
+        async with aiohttp.ClientSession() as session, session.request(method, server.url + path, **kw) as r:
+            return r.status, r.content_type, await r.read()
+
+    return server.call(go())
+
+
+def upload(path: Path | None = None, data: bytes | None = None, ctype: str = "audio/wav", **fields: str):
+    form = aiohttp.FormData()
+    for k, v in fields.items():
+        form.add_field(k, v)
+    form.add_field("audio", data if data is not None else path.read_bytes(), filename="take.wav", content_type=ctype)
+    return form
+
+
+def test_health_passage_and_page(web) -> None:
+    server, _ = web
+    status, ctype, body = request(server, "GET", "api/health")
+    assert status == 200 and ctype == "application/json" and b'"status": "ok"' in body and b'"voices": 0' in body
+    status, _, body = request(server, "GET", "api/passage?language=zh")
+    assert status == 200 and "洗衣机" in json.loads(body)["text"]
+    status, ctype, body = request(server, "GET", "")
+    assert status == 200 and ctype == "text/html" and b"Enroll your voice" in body
+    assert b'fetch("/api' not in body and b"fetch(`/api" not in body  # relative URLs: works under ingress
+
+
+def test_enroll_list_preview_delete(web, speech_wav: Path) -> None:
+    server, service = web
+    status, _, body = request(server, "POST", "api/check", data=upload(speech_wav))
+    assert status == 200 and b'"verdict": "ok"' in body
+    status, _, body = request(server, "POST", "api/voices",
+                              data=upload(speech_wav, name="Grace", consent="Grace", transcript=PARAGRAPH))
+    assert status == 201 and b'"id": "grace"' in body
+    assert service.library.get("grace").origin == "web"
+    status, _, body = request(server, "GET", "api/voices")
+    assert b'"name": "Grace"' in body and b'"given_by": "Grace"' in body
+    status, ctype, body = request(server, "POST", "api/voices/grace/preview", json={"text": "Hello there."})
+    assert status == 200 and ctype == "audio/wav"
+    clip, sr = audio.decode(body)
+    assert sr == 16000 and len(clip) > 0.05 * sr
+    status, _, _ = request(server, "DELETE", "api/voices/grace")
+    assert status == 204 and not service.library.exists("grace")
+    status, _, _ = request(server, "DELETE", "api/voices/grace")
+    assert status == 404
+    status, _, metrics = request(server, "GET", "api/metrics")
+    assert status == 200 and b'"requests": 1' in metrics
+
+
+def test_rejected_take_returns_the_report_and_saves_nothing(web, tmp_path: Path) -> None:
+    server, service = web
+    sr = 16000
+    short = np.concatenate([np.zeros(sr), 0.3 * np.sin(2 * np.pi * 150 * np.arange(sr) / sr), np.zeros(sr)])
+    data = audio.encode_wav(short.astype(np.float32), sr)
+    status, _, body = request(server, "POST", "api/voices", data=upload(data=data, name="Tim", consent="Tim"))
+    assert status == 422 and b"rejected" in body and b'"verdict": "reject"' in body and b"speech" in body
+    assert service.library.list() == []
+
+
+def test_upload_limits_content_types_and_names(web, speech_wav: Path) -> None:
+    server, service = web
+    big = b"RIFF" + b"\0" * (3 * 1024 * 1024)
+    status, _, _ = request(server, "POST", "api/voices", data=upload(data=big, name="Big", consent="B"))
+    assert status == 413
+    status, _, body = request(server, "POST", "api/voices",
+                              data=upload(speech_wav, ctype="text/html", name="X", consent="X"))
+    assert status == 415 and b"audio file" in body
+    status, _, _ = request(server, "POST", "api/voices", json={"name": "X"})
+    assert status == 415
+    status, _, body = request(server, "POST", "api/voices", data=upload(data=b"not audio", name="X", consent="X"))
+    assert status == 400
+    status, _, body = request(server, "POST", "api/voices", data=upload(speech_wav, name="X"))
+    assert status == 400 and b"consent" in body
+    for bad in ("..%2F..%2Fetc", "..", "Mum", "a%00b", "x" * 60):
+        status, _, _ = request(server, "DELETE", f"api/voices/{bad}")
+        assert status in (400, 404), bad
+    status, _, _ = request(server, "POST", "api/voices", data=upload(speech_wav, name="Evil", id="../x", consent="E"))
+    assert status == 400
+    assert service.library.list() == [] and not any(service.library.root.parent.glob("x*"))
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(browser).exists() and Path(driver).exists()):
+        pytest.skip("Debian chromium and chromium-driver are not installed (scripts/setup.sh installs them)")
+    pytest.importorskip("selenium")
+    return browser, driver
+
+
+@pytest.mark.slow
+def test_page_records_checks_enrolls_and_previews_in_chromium(settings: Settings, classic_engine, speech_wav: Path,
+                                                               tmp_path: Path) -> None:
+    browser, driver_path = _chromium()
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    library = VoiceLibrary(settings.voices_dir, classic_engine)
+    service = SpeechService(settings, library, classic_engine)
+    server = WebServer(service)
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={speech_wav}", "--autoplay-policy=no-user-gesture-required",
+                f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=900,1300"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    wait = WebDriverWait(driver, 60)
+    find = driver.find_element
+    try:
+        driver.get(server.url)
+        wait.until(lambda d: "kitchen" in find(By.ID, "passage").text)
+        find(By.ID, "name").send_keys("Grace")
+        find(By.ID, "consent").send_keys("Grace Hopper")
+        find(By.ID, "agree").click()
+        # a too-short take is rejected with its reason
+        find(By.ID, "record").click()
+        time.sleep(1.0)
+        find(By.ID, "stop").click()
+        wait.until(lambda d: find(By.ID, "verdict").text.strip() not in ("", "…"))
+        assert "rejected" in find(By.ID, "verdict").text
+        assert "speech" in find(By.ID, "report").text and not find(By.ID, "enroll").is_enabled()
+        # a proper take: report, enroll, listed, preview audio
+        find(By.ID, "record").click()
+        time.sleep(9.0)
+        find(By.ID, "stop").click()
+        wait.until(lambda d: "Good take" in find(By.ID, "verdict").text or "warnings" in find(By.ID, "verdict").text)
+        assert "s of speech" in find(By.ID, "report").text
+        wait.until(lambda d: find(By.ID, "enroll").is_enabled())
+        find(By.ID, "enroll").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-voice="grace"]'))
+        assert "Enrolled" in find(By.ID, "verdict").text
+        assert library.get("grace").consent.given_by == "Grace Hopper"
+        driver.find_element(By.CSS_SELECTOR, '[data-voice="grace"] .preview').click()
+        wait.until(lambda d: int(find(By.ID, "player").get_attribute("data-bytes") or 0) > 10000)
+        docs = ROOT / "docs"
+        docs.mkdir(exist_ok=True)
+        png = driver.get_screenshot_as_png()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        (docs / "enrollment-page.png").write_bytes(png)
+    finally:
+        driver.quit()
+        server.close()
+        service.close()
+
+
+def test_screenshot_is_a_real_image() -> None:
+    path = ROOT / "docs" / "enrollment-page.png"
+    if not path.exists():
+        pytest.skip("made by the Chromium test")
+    from struct import unpack
+
+    head = io.BytesIO(path.read_bytes()[:24])
+    head.seek(16)
+    width, height = unpack(">II", head.read(8))
+    assert width >= 600 and height >= 600

@@ -1,0 +1,1 @@
+"""Web door: enrollment page and JSON API."""
