@@ -236,3 +236,19 @@ def test_addon_prepare_command_end_to_end(tmp_path: Path, media: Path, capsys: p
     assert load_settings(tmp_path / "vc.yaml", env={}).data_dir == data
     assert main(args) == 0
     assert "0 enrolled, 1 unchanged" in capsys.readouterr().out
+
+
+def test_compose_file_serves_wyoming_with_an_nvidia_gpu_and_volumes(tmp_path: Path) -> None:
+    compose = yaml.safe_load((ROOT / "config" / "docker-compose.yml").read_text())
+    svc = compose["services"]["voiceclone"]
+    assert svc["build"]["dockerfile"] == "config/Dockerfile" and (ROOT / "config" / "Dockerfile").is_file()
+    devices = svc["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert {"voiceclone-data", "voiceclone-models"} <= set(compose["volumes"])
+    env = svc["environment"]
+    assert env["VOICECLONE_WYOMING__URI"].endswith(":10200") and env["VOICECLONE_ENGINE__NAME"] == "auto"
+    # the environment it sets is valid for our settings loader, with the example file mounted as config
+    s = load_settings(ROOT / "config" / "voiceclone.yaml", env={k: str(v) for k, v in env.items()})
+    assert s.engine.device == "cuda" and s.models_dir == Path("/models")
+    mounted = [v.split(":")[0] for v in svc["volumes"]]
+    assert "./voiceclone.yaml" in mounted and (ROOT / "config" / "voiceclone.yaml").is_file()
