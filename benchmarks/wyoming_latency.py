@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
 from benchmarks import corpus
+from tests.procs import CLI, QUIET_ENV, free_port, serve, wait_port
 from voiceclone_core import audio
 
 TEXTS = {
@@ -65,32 +64,13 @@ class Server:
     voice: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("server did not start")
-
-
 def start_ours(data: Path) -> Server:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    cli = [sys.executable, "-m", "voiceclone_core.cli"]
     rec, sr, transcript = corpus.enrollment_recording("slt", Path(__file__).parent / "results" / "corpus", count=16)
     sample = data.parent / "sample.wav"
     audio.write_wav(sample, rec, sr)
     subprocess.run(
         [
-            *cli,
+            *CLI,
             "enroll",
             "Bench",
             str(sample),
@@ -103,28 +83,11 @@ def start_ours(data: Path) -> Server:
         ],
         check=True,
         capture_output=True,
-        env=env,
+        env=QUIET_ENV,
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            *cli,
-            "serve",
-            "--uri",
-            f"tcp://127.0.0.1:{port}",
-            "--no-zeroconf",
-            "--set",
-            "web.enabled=false",
-            "--data-dir",
-            str(data),
-            "--set",
-            "cache.enabled=false",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    _wait_port(port, proc)
+    port = free_port()
+    proc = serve(data, port, "cache.enabled=false")
+    wait_port(port, proc, timeout=90)
     return Server("voiceclone", port, proc, "bench")
 
 
@@ -134,7 +97,7 @@ def start_piper() -> Server:
     exe = shutil.which("wyoming-piper", path=str(Path(sys.executable).parent))
     if exe is None:
         raise SystemExit("wyoming-piper is not installed: pip install -e '.[bench]'")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             exe,
@@ -148,7 +111,7 @@ def start_piper() -> Server:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_port(port, proc)
+    wait_port(port, proc, timeout=90)
     return Server("wyoming-piper", port, proc, "en_US-joe-medium")
 
 

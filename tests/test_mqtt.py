@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -26,20 +25,16 @@ from voiceclone_core.mqtt.bridge import MqttBridge
 from voiceclone_core.speech import SpeechService
 from voiceclone_core.voices import VoiceLibrary
 
+from .procs import CLI, QUIET_ENV, free_port, serve, wait_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Broker:
     """A private Mosquitto on a free loopback port, restartable on the same port."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.conf = tmp / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         self.proc: subprocess.Popen | None = None
@@ -48,14 +43,7 @@ class Broker:
         self.proc = subprocess.Popen(
             [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
+        wait_port(self.port, self.proc, timeout=10)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -375,38 +363,16 @@ def test_supervisor_token_is_used_inside_the_add_on(settings: Settings, monkeypa
 @pytest.mark.slow
 def test_serve_runs_the_bridge_when_mqtt_is_configured(tmp_path: Path, broker: Broker, speech_wav: Path) -> None:
     import signal
-    import sys
 
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    cli = [sys.executable, "-m", "voiceclone_core.cli"]
-    data = str(tmp_path / "data")
+    data = tmp_path / "data"
     subprocess.run(
-        [*cli, "enroll", "Nan", str(speech_wav), "--consent", "Nan", "--data-dir", data],
+        [*CLI, "enroll", "Nan", str(speech_wav), "--consent", "Nan", "--data-dir", str(data)],
         check=True,
         capture_output=True,
-        env=env,
+        env=QUIET_ENV,
     )
     watcher = Watcher(broker.port)
-    proc = subprocess.Popen(
-        [
-            *cli,
-            "serve",
-            "--uri",
-            f"tcp://127.0.0.1:{_free_port()}",
-            "--no-zeroconf",
-            "--set",
-            "web.enabled=false",
-            "--data-dir",
-            data,
-            "--set",
-            "mqtt.host=127.0.0.1",
-            "--set",
-            f"mqtt.port={broker.port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = serve(data, free_port(), "mqtt.host=127.0.0.1", f"mqtt.port={broker.port}")
     try:
         payload = _discovery(watcher, lambda d: "notify_nan" in d["cmps"], timeout=60)
         assert payload["cmps"]["notify_nan"]["name"] == "Speak as Nan"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +32,7 @@ from voiceclone_core.voices import VoiceLibrary
 from voiceclone_core.wyoming.server import WyomingServer
 
 from .conftest import PARAGRAPH
+from .procs import CLI, QUIET_ENV, free_port, serve, wait_port
 
 
 @contextlib.asynccontextmanager
@@ -288,47 +287,17 @@ def test_held_request_does_not_block_describe_and_busy_is_an_error(service: Spee
     assert done[-1].type == "audio-stop"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav: Path) -> None:
     """`voiceclone serve` as a process: enroll while it runs, describe, synthesize, stop on SIGTERM."""
     data = tmp_path / "data"
-    port = _free_port()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    cli = [sys.executable, "-m", "voiceclone_core.cli"]
-    proc = subprocess.Popen(
-        [
-            *cli,
-            "serve",
-            "--uri",
-            f"tcp://127.0.0.1:{port}",
-            "--no-zeroconf",
-            "--set",
-            "web.enabled=false",
-            "--data-dir",
-            str(data),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    port = free_port()
+    proc = serve(data, port, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-            assert proc.poll() is None, proc.communicate()
-            assert time.time() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_port(port, proc)
         subprocess.run(
             [
-                *cli,
+                *CLI,
                 "enroll",
                 "Grandpa",
                 str(speech_wav),
@@ -341,7 +310,7 @@ def test_real_server_process_with_the_embedded_engine(tmp_path: Path, speech_wav
             ],
             check=True,
             capture_output=True,
-            env=env,
+            env=QUIET_ENV,
         )
 
         async def scenario():

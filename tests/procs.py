@@ -1,0 +1,56 @@
+"""Process helpers shared by tests and benchmarks: free loopback ports, `voiceclone serve` as a process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "voiceclone_core.cli"]
+QUIET_ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Wait until something accepts connections on 127.0.0.1:port (fail early if ``proc`` exits)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def serve(data: Path, port: int, *settings: str, **popen) -> subprocess.Popen:
+    """`voiceclone serve` on loopback (no zeroconf, no web page) with extra ``--set`` settings."""
+    extra = [arg for item in settings for arg in ("--set", item)]
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            *CLI,
+            "serve",
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--no-zeroconf",
+            "--data-dir",
+            str(data),
+            "--set",
+            "web.enabled=false",
+            *extra,
+        ],
+        env=QUIET_ENV,
+        **popen,
+    )
