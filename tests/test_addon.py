@@ -87,8 +87,21 @@ def test_build_files() -> None:
     assert all("debian" in image for image in build["build_from"].values())
     dockerfile = (ADDON / "Dockerfile").read_text()
     assert re.search(r"^ARG BUILD_FROM=\S+debian", dockerfile, re.M) and "FROM ${BUILD_FROM}" in dockerfile
-    assert "voiceclone_core" in dockerfile and "/run.sh" in dockerfile
+    assert "/run.sh" in dockerfile
     assert os.access(ADDON / "rootfs" / "run.sh", os.X_OK)
+
+
+def test_every_dockerfile_copy_source_exists_in_the_addon_build_context(tmp_path: Path) -> None:
+    """Supervisor builds with addon/ as the context: after scripts/addon-source.sh every COPY source is there."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "addon-source.sh")], check=True, capture_output=True)
+    dockerfile = (ADDON / "Dockerfile").read_text()
+    sources = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    assert sources == ["voiceclone-src/", "rootfs"]
+    for src in sources:
+        assert (ADDON / src).exists(), src
+    assert (ADDON / "voiceclone-src" / "pyproject.toml").is_file()
+    assert (ADDON / "voiceclone-src" / "voiceclone_core" / "web" / "static" / "index.html").is_file()
+    assert not list((ADDON / "voiceclone-src").rglob("__pycache__"))
 
 
 def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
