@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import yaml
 
 from voiceclone_core import audio
 from voiceclone_core.engines.base import EngineError
+from voiceclone_core.homeassistant import HomeAssistantClient, HomeAssistantError
 from voiceclone_core.voices import VoiceError, VoiceLibrary, check_voice_id, slugify, source_digest
 
 log = logging.getLogger(__name__)
@@ -207,14 +206,7 @@ def reconcile(library: VoiceLibrary, wanted: list[VoiceOption], keep: set[str] =
 
 
 def _supervisor(method: str, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{SUPERVISOR}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
+    return HomeAssistantClient(SUPERVISOR, token).request(method, path, body) or {}
 
 
 def supervisor_mqtt(token: str | None) -> dict[str, Any] | None:
@@ -223,7 +215,7 @@ def supervisor_mqtt(token: str | None) -> dict[str, Any] | None:
         return None
     try:
         reply = _supervisor("GET", "/services/mqtt", token)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except HomeAssistantError as exc:
         log.info("no MQTT service from the Supervisor (%s): the MQTT bridge stays off", exc)
         return None
     data = reply.get("data") or {}
@@ -235,7 +227,7 @@ def announce_wyoming(token: str, port: int = WYOMING_PORT) -> bool:
     uri = f"tcp://{socket.gethostname()}:{port}"
     try:
         _supervisor("POST", "/discovery", token, {"service": "wyoming", "config": {"uri": uri}})
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except HomeAssistantError as exc:
         log.error("Wyoming discovery through the Supervisor failed: %s", exc)
         return False
     log.info("announced Wyoming at %s to Home Assistant", uri)

@@ -44,24 +44,31 @@ class HomeAssistantClient:
             url, token = SUPERVISOR_URL, token or supervisor_token
         return cls(url, token) if url else None
 
-    def call_service(self, domain: str, service: str, data: dict[str, Any]) -> Any:
-        """``POST /api/services/<domain>/<service>``; raises :class:`HomeAssistantError` with a clear reason."""
+    def request(self, method: str, path: str, data: dict[str, Any] | None = None) -> Any:
+        """A JSON request with the bearer token; raises :class:`HomeAssistantError` with a clear reason."""
         request = urllib.request.Request(
-            f"{self.url}/api/services/{domain}/{service}",
-            data=json.dumps(data).encode("utf-8"),
+            f"{self.url}{path}",
+            data=json.dumps(data).encode("utf-8") if data is not None else None,
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:200].decode("utf-8", "replace")
-            raise HomeAssistantError(f"Home Assistant refused {domain}.{service}: HTTP {exc.code} {detail}") from exc
+            raise HomeAssistantError(f"{self.url} refused {method} {path}: HTTP {exc.code} {detail}") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise HomeAssistantError(f"Home Assistant is unreachable at {self.url}: {reason}") from exc
-        return json.loads(body) if body else None
+        try:
+            return json.loads(body) if body else None
+        except ValueError as exc:
+            raise HomeAssistantError(f"{self.url} answered {method} {path} with something that is not JSON") from exc
+
+    def call_service(self, domain: str, service: str, data: dict[str, Any]) -> Any:
+        """``POST /api/services/<domain>/<service>``."""
+        return self.request("POST", f"/api/services/{domain}/{service}", data)
 
     async def play_media(self, entity_ids: list[str], media_content_id: str, announce: bool = True) -> None:
         """Ask the media players to play a media-source id (as an announcement where they support it)."""
