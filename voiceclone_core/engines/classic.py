@@ -129,6 +129,7 @@ class ClassicEngine:
         self._resample_from = rates - {self.sample_rate}
         self.languages = tuple(sorted(self.bases))
         self.codec = cv.codec_for(self.sample_rate)
+        self._readings: dict[tuple[str, str], _Speech] = {}
 
     def _base(self, language: str | None) -> BaseVoice:
         fam = text.language_family(language) if language else self.default_language
@@ -169,9 +170,19 @@ class ClassicEngine:
         meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(target.f0[0])), 1), "warp": warp}
         return VoicePrompt(self.name, self.version, model.to_arrays(), meta)
 
+    def _base_reading(self, base: BaseVoice, words: str, reuse: bool) -> _Speech:
+        """The base voice reading ``words``, analysed; the reference passage's analysis is kept for reuse."""
+        key = (base.language, words)
+        if reuse and key in self._readings:
+            return self._readings[key]
+        reading = self._speech(self._to_rate(base.read(words), base.sample_rate))
+        if reuse:
+            self._readings[key] = reading
+        return reading
+
     def _fit(self, base: BaseVoice, words: str, target: _Speech, parallel: bool) -> cv.ConversionModel:
         """The base voice reads ``words``; fit a parallel map (same text as the target) or match statistics."""
-        source = self._speech(self._to_rate(base.read(words), base.sample_rate))
+        source = self._base_reading(base, words, reuse=not parallel)
         warp = cv.estimate_warp(source.formants, target.formants)
         src_log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.frames.sp[source.mask], 1e-16)), warp)
         src_c = (src_log_sp @ self.codec.to_mcep)[:, 1:]

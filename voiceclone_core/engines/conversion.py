@@ -305,17 +305,16 @@ def fit_parallel(
     offsets = CONTEXT_OFFSETS
     query = cmvn(src)
     reference = cmvn(tgt)
-    weights = np.zeros((len(offsets) * src.shape[1] + 1, src.shape[1]))
+    # context must come from the source sequence itself, so fit on full-context features of aligned frames
+    feats_all = context_features(src, offsets)
+    reg = lam * np.eye(feats_all.shape[1])
+    reg[-1, -1] = 0.0
     for _ in range(iterations):
         step = 2  # align on 10 ms frames; the path is mapped back to 5 ms frames
         path = dtw_path(query[::step], reference[::step]) * step
         xs = src[path[:, 0]]
         ys = tgt[path[:, 1]]
-        # context must come from the source sequence itself, so fit on full-context features of aligned frames
-        feats_all = context_features(src, offsets)
         feats = feats_all[path[:, 0]]
-        reg = lam * np.eye(feats.shape[1])
-        reg[-1, -1] = 0.0
         weights = np.linalg.solve(feats.T @ feats + reg, feats.T @ (ys - xs))
         conv = src + feats_all @ weights
         query = (conv - tgt.mean(axis=0)) / (tgt.std(axis=0) + 1e-8)
