@@ -291,7 +291,11 @@ def _validate(s: Settings) -> None:
             f"must be 0 or one of {_RATES}",
         ),
         ("cache.max_mb", s.cache.max_mb >= 0, "must be 0 or more"),
-        ("wyoming.uri", s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")), "must be tcp://, unix:// or stdio://"),
+        (
+            "wyoming.uri",
+            s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")),
+            "must be tcp://, unix:// or stdio://",
+        ),
         ("mqtt.port", 1 <= s.mqtt.port <= 65535, "must be a TCP port"),
         ("web.port", 0 <= s.web.port <= 65535, "must be a TCP port"),
         ("web.max_upload_mb", 1 <= s.web.max_upload_mb <= 200, "must be within 1..200"),
