@@ -29,4 +29,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[test,quality,bench]"
   touch "$stamp"
 fi
+# Home Assistant integration tests: HA's own harness in a venv of its own on Python 3.13.0 (HA 2025.4.4, the oldest
+# Home Assistant we support; see tests_ha/requirements.txt).
+PY_HA=${PYTHON_HA:-$HOME/.pyenv/versions/3.13.0/bin/python}
+[ -x "$PY_HA" ] || PY_HA=$(command -v python3.13 || true)
+if [ -z "$PY_HA" ]; then
+  echo "Python 3.13 not found (set PYTHON_HA): it runs Home Assistant's test harness" >&2
+  exit 1
+fi
+if [ ! -x .venv-ha/bin/python ]; then
+  "$PY_HA" -m venv .venv-ha
+  .venv-ha/bin/pip install -q --upgrade pip
+fi
+stamp_ha=.venv-ha/.voiceclone-installed
+if [ ! -f "$stamp_ha" ] || [ tests_ha/requirements.txt -nt "$stamp_ha" ]; then
+  .venv-ha/bin/pip install -q -r tests_ha/requirements.txt
+  touch "$stamp_ha"
+fi
 echo "set-up done: $(.venv/bin/python --version), voiceclone $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("voiceclone"))')"

@@ -142,6 +142,9 @@ def test_supervisor_calls(monkeypatch: pytest.MonkeyPatch) -> None:
         call = stub.requests[-1]
         assert call["path"] == "/discovery" and call["auth"] == "Bearer tok"
         assert call["json"]["service"] == "wyoming" and call["json"]["config"]["uri"].endswith(":10200")
+        assert "web_port" not in call["json"]["config"]
+        assert addon.announce_wyoming("tok", 10200, 8099) is True
+        assert stub.requests[-1]["json"]["config"]["web_port"] == 8099  # where our integration finds the voice API
         stub.status = 403
         assert addon.announce_wyoming("tok") is False
         assert addon.supervisor_mqtt("tok") is None  # refused: the bridge stays off, nothing crashes

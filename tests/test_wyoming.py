@@ -162,6 +162,35 @@ def test_language_only_voice_and_empty_text(service: SpeechService, fake_engine)
     assert [e.type for e in empty] == ["audio-start", "audio-stop"]
 
 
+def test_speed_and_volume_extension_fields(service: SpeechService) -> None:
+    """Our extension: speed changes the length (tempo), volume the level; bad values are errors, not ignored."""
+
+    def synth(**extra) -> Event:
+        event = Synthesize(text="The washing machine is done.", voice=SynthesizeVoice(name="mum")).event()
+        return Event(type=event.type, data={**(event.data or {}), **extra})
+
+    async def scenario():
+        results = []
+        async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+            for extra in ({}, {"speed": 2.0}, {"volume": 0.5}, {"speed": "fast"}, {"speed": 9}):
+                await client.write_event(synth(**extra))
+                results.append(await read_until(client, ("audio-stop", "error")))
+            await client.write_event(Event(type="synthesize-start", data={"voice": {"name": "mum"}, "speed": 2.0}))
+            await client.write_event(SynthesizeChunk(text="The washing machine is done.").event())
+            await client.write_event(SynthesizeStop().event())
+            results.append(await read_until(client, ("synthesize-stopped",)))
+        return results
+
+    plain, fast, quiet, bad_type, out_of_range, streamed = asyncio.run(scenario())
+    base = np.frombuffer(pcm_of(plain), dtype="<i2").astype(float)
+    assert len(pcm_of(fast)) == pytest.approx(len(pcm_of(plain)) / 2, rel=0.1)
+    assert len(pcm_of(streamed)) == pytest.approx(len(pcm_of(plain)) / 2, rel=0.1)
+    quiet_samples = np.frombuffer(pcm_of(quiet), dtype="<i2").astype(float)
+    assert np.abs(quiet_samples).max() == pytest.approx(np.abs(base).max() / 2, rel=0.05)
+    assert [e.type for e in bad_type] == ["error"] and "speed" in Error.from_event(bad_type[0]).text
+    assert [e.type for e in out_of_range] == ["error"] and "speed" in Error.from_event(out_of_range[0]).text
+
+
 def test_streaming_synthesis_speaks_each_sentence_once_as_it_completes(service: SpeechService, fake_engine) -> None:
     pieces = [
         "Good evening. The front ",
@@ -343,6 +372,7 @@ def test_zeroconf_announces_wyoming_service_on_loopback(service: SpeechService) 
     from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
     service.settings.wyoming.zeroconf_name = "voiceclone-test"
+    service.settings.web.enabled, service.settings.web.port = True, 8123
 
     async def scenario():
         server = WyomingServer(service, uri="tcp://127.0.0.1:0")
@@ -351,13 +381,14 @@ def test_zeroconf_announces_wyoming_service_on_loopback(service: SpeechService) 
         try:
             info = AsyncServiceInfo("_wyoming._tcp.local.", "voiceclone-test._wyoming._tcp.local.")
             found = await info.async_request(browser.zeroconf, 3000)
-            return found, info.port, info.parsed_addresses(), server.port
+            return found, info.port, info.parsed_addresses(), server.port, info.decoded_properties
         finally:
             await browser.async_close()
             await server.stop()
 
-    found, port, addresses, server_port = asyncio.run(scenario())
+    found, port, addresses, server_port, properties = asyncio.run(scenario())
     assert found and port == server_port and addresses == ["127.0.0.1"]
+    assert properties == {"web_port": "8123"}  # where our integration finds the voice API
 
 
 def test_slow_reader_does_not_block_other_clients(service: SpeechService) -> None:

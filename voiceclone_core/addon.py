@@ -222,11 +222,17 @@ def supervisor_mqtt(token: str | None) -> dict[str, Any] | None:
     return data if data.get("host") else None
 
 
-def announce_wyoming(token: str, port: int = WYOMING_PORT) -> bool:
-    """Tell Home Assistant (through the Supervisor) where our Wyoming server is."""
+def announce_wyoming(token: str, port: int = WYOMING_PORT, web_port: int | None = None) -> bool:
+    """Tell Home Assistant (through the Supervisor) where our Wyoming server is (and our web API, if served).
+
+    Home Assistant's wyoming integration reads only ``uri``; ours also reads ``web_port``.
+    """
     uri = f"tcp://{socket.gethostname()}:{port}"
+    config: dict[str, Any] = {"uri": uri}
+    if web_port:
+        config["web_port"] = web_port
     try:
-        _supervisor("POST", "/discovery", token, {"service": "wyoming", "config": {"uri": uri}})
+        _supervisor("POST", "/discovery", token, {"service": "wyoming", "config": config})
     except HomeAssistantError as exc:
         log.error("Wyoming discovery through the Supervisor failed: %s", exc)
         return False

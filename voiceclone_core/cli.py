@@ -228,7 +228,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.supervisor_discovery and token and server.port:
             from voiceclone_core.addon import announce_wyoming
 
-            await asyncio.to_thread(announce_wyoming, token, server.port)
+            web_port = settings.web.port if settings.web.enabled else None
+            await asyncio.to_thread(announce_wyoming, token, server.port, web_port)
         await stop.wait()
         if bridge is not None:
             await bridge.stop()

@@ -20,6 +20,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 
 from .client import CannotConnect, ServerError, ServerInfo, VoiceCloneClient
 from .const import CONF_WEB_PORT, DEFAULT_WEB_PORT, DOMAIN, UPDATE_INTERVAL_S
+from .errors import translated_error
 
 _LOGGER = logging.getLogger(__name__)
 PLATFORMS = [Platform.TTS]
@@ -37,8 +38,12 @@ type VoiceCloneConfigEntry = ConfigEntry[VoiceCloneData]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: VoiceCloneConfigEntry) -> bool:
-    client = VoiceCloneClient(entry.data[CONF_HOST], entry.data[CONF_PORT],
-                              entry.data.get(CONF_WEB_PORT, DEFAULT_WEB_PORT), async_get_clientsession(hass))
+    client = VoiceCloneClient(
+        entry.data[CONF_HOST],
+        entry.data[CONF_PORT],
+        entry.data.get(CONF_WEB_PORT, DEFAULT_WEB_PORT),
+        async_get_clientsession(hass),
+    )
 
     async def refresh() -> ServerInfo:
         try:
@@ -46,8 +51,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoiceCloneConfigEntry) -
         except CannotConnect as exc:
             raise UpdateFailed(f"VoiceClone server unreachable: {exc}") from exc
 
-    coordinator = DataUpdateCoordinator(hass, _LOGGER, name=DOMAIN, update_method=refresh,
-                                        update_interval=timedelta(seconds=UPDATE_INTERVAL_S), config_entry=entry)
+    coordinator = DataUpdateCoordinator(
+        hass,
+        _LOGGER,
+        name=DOMAIN,
+        update_method=refresh,
+        update_interval=timedelta(seconds=UPDATE_INTERVAL_S),
+        config_entry=entry,
+    )
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = VoiceCloneData(client, coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -72,28 +83,15 @@ def _loaded_entry(hass: HomeAssistant) -> VoiceCloneConfigEntry:
 
 def _audio_path(hass: HomeAssistant, audio: str) -> Path:
     """A media-source id of a local file or a path, which must lie inside one of HA's media folders."""
-    relative = audio[len(MEDIA_SOURCE_LOCAL):] if audio.startswith(MEDIA_SOURCE_LOCAL) else None
+    relative = audio[len(MEDIA_SOURCE_LOCAL) :] if audio.startswith(MEDIA_SOURCE_LOCAL) else None
     roots = [Path(p).resolve() for p in hass.config.media_dirs.values()] or [Path("/media")]
     candidate = (roots[0] / relative) if relative is not None else Path(audio)
     resolved = candidate.resolve()
     if not any(resolved.is_relative_to(root) for root in roots) or not resolved.is_file():
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="bad_audio",
-                                     translation_placeholders={"audio": audio})
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="bad_audio", translation_placeholders={"audio": audio}
+        )
     return resolved
-
-
-def _raise_for(exc: Exception) -> None:
-    if isinstance(exc, CannotConnect):
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="cannot_connect") from exc
-    if isinstance(exc, ServerError) and exc.code == "VoiceNotFoundError":
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_voice",
-                                     translation_placeholders={"error": str(exc)}) from exc
-    if isinstance(exc, ServerError) and exc.code == "rejected":
-        reasons = "; ".join((exc.details.get("quality") or {}).get("reasons", [])) or str(exc)
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="sample_rejected",
-                                 translation_placeholders={"reasons": reasons}) from exc
-    raise HomeAssistantError(translation_domain=DOMAIN, translation_key="server_error",
-                             translation_placeholders={"error": str(exc)}) from exc
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -104,42 +102,78 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         path = _audio_path(hass, call.data["audio"])
         data = await hass.async_add_executor_job(path.read_bytes)
         try:
-            voice = await entry.runtime_data.client.enroll(call.data["name"], call.data["consent"], data, path.name,
-                                                          call.data.get("transcript"), call.data.get("language"))
+            result = await entry.runtime_data.client.enroll(
+                call.data["name"],
+                call.data["consent"],
+                data,
+                path.name,
+                call.data.get("transcript"),
+                call.data.get("language"),
+            )
         except (CannotConnect, ServerError) as exc:
-            _raise_for(exc)
-        await entry.runtime_data.coordinator.async_request_refresh()
-        return {"voice_id": voice["id"], "name": voice["name"], "quality": voice.get("quality", {})}
+            raise translated_error(exc) from exc
+        await entry.runtime_data.coordinator.async_refresh()  # now, not debounced: the list changed
+        voice = result["voice"]
+        return {"voice_id": voice["id"], "name": voice["name"], "quality": result.get("quality", {})}
 
     async def delete_voice(call: ServiceCall) -> None:
         entry = _loaded_entry(hass)
         try:
             await entry.runtime_data.client.delete(call.data["voice"])
         except (CannotConnect, ServerError) as exc:
-            _raise_for(exc)
-        await entry.runtime_data.coordinator.async_request_refresh()
+            raise translated_error(exc) from exc
+        await entry.runtime_data.coordinator.async_refresh()  # now, not debounced: the list changed
 
     async def speak(call: ServiceCall) -> None:
         entry = _loaded_entry(hass)
         voice = call.data["voice"]
         info = entry.runtime_data.coordinator.data
         if info is not None and voice not in {v.voice_id for v in info.voices}:
-            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_voice",
-                                         translation_placeholders={"error": voice})
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="unknown_voice", translation_placeholders={"error": voice}
+            )
         entity_id = er.async_get(hass).async_get_entity_id("tts", DOMAIN, entry.entry_id)
-        await hass.services.async_call("tts", "speak", {
-            "entity_id": entity_id, "message": call.data["text"],
-            "media_player_entity_id": call.data["media_player_entity_id"], "options": {"voice": voice},
-        }, blocking=True, context=call.context)
+        await hass.services.async_call(
+            "tts",
+            "speak",
+            {
+                "entity_id": entity_id,
+                "message": call.data["text"],
+                "media_player_entity_id": call.data["media_player_entity_id"],
+                "options": {"voice": voice},
+            },
+            blocking=True,
+            context=call.context,
+        )
 
-    hass.services.async_register(DOMAIN, "enroll_voice", enroll_voice, schema=vol.Schema({
-        vol.Required("name"): cv.string, vol.Required("consent"): cv.string, vol.Required("audio"): cv.string,
-        vol.Optional("transcript"): cv.string, vol.Optional("language"): cv.string,
-    }), supports_response=SupportsResponse.OPTIONAL)
-    hass.services.async_register(DOMAIN, "delete_voice", delete_voice,
-                                 schema=vol.Schema({vol.Required("voice"): cv.string}))
-    hass.services.async_register(DOMAIN, "speak", speak, schema=vol.Schema({
-        vol.Required("text"): cv.string, vol.Required("voice"): cv.string,
-        vol.Required("media_player_entity_id"): cv.entity_ids,
-    }))
+    hass.services.async_register(
+        DOMAIN,
+        "enroll_voice",
+        enroll_voice,
+        schema=vol.Schema(
+            {
+                vol.Required("name"): cv.string,
+                vol.Required("consent"): cv.string,
+                vol.Required("audio"): cv.string,
+                vol.Optional("transcript"): cv.string,
+                vol.Optional("language"): cv.string,
+            }
+        ),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, "delete_voice", delete_voice, schema=vol.Schema({vol.Required("voice"): cv.string})
+    )
+    hass.services.async_register(
+        DOMAIN,
+        "speak",
+        speak,
+        schema=vol.Schema(
+            {
+                vol.Required("text"): cv.string,
+                vol.Required("voice"): cv.string,
+                vol.Required("media_player_entity_id"): cv.entity_ids,
+            }
+        ),
+    )
     return True

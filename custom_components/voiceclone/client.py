@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
+import contextlib
+import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioChunk
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
+from wyoming.event import Event
 from wyoming.info import Describe, Info
-from wyoming.tts import Synthesize, SynthesizeVoice
 
 from .const import PROGRAM_NAME
 
 TIMEOUT_S = 10
 SYNTH_TIMEOUT_S = 120
+# Streaming synthesis events are written by name: wyoming < 1.7 (HA 2025.4–2025.6) has no classes for them.
+SYNTHESIZE_STOPPED = "synthesize-stopped"
 
 
 class CannotConnect(Exception):
@@ -80,35 +83,82 @@ class VoiceCloneClient:
         if not programs:
             raise CannotConnect("not a VoiceClone server")
         program = programs[0]
-        voices = tuple(ServerVoice(v.name, v.description or v.name, tuple(v.languages)) for v in program.voices
-                       if v.installed)
+        voices = tuple(
+            ServerVoice(v.name, v.description or v.name, tuple(v.languages)) for v in program.voices if v.installed
+        )
         return ServerInfo(program.version or "", voices)
 
-    async def synthesize(self, text: str, voice: str | None) -> tuple[bytes, int]:
+    async def synthesize(
+        self, text: str, voice: str | None, speed: float = 1.0, volume: float = 1.0
+    ) -> tuple[bytes, int]:
         """16-bit mono PCM and its rate for ``text`` (one-shot Wyoming synthesis)."""
         pcm = bytearray()
         rate = 0
+
+        async def request() -> AsyncIterator[Event]:
+            yield _event("synthesize", text=text, voice=voice, speed=speed, volume=volume)
+
         try:
-            async with asyncio.timeout(SYNTH_TIMEOUT_S), AsyncTcpClient(self.host, self.port) as client:
-                await client.write_event(
-                    Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None).event())
-                while True:
-                    event = await client.read_event()
-                    if event is None:
-                        raise CannotConnect("connection closed during synthesis")
-                    if AudioStart.is_type(event.type):
-                        rate = AudioStart.from_event(event).rate
-                    elif AudioChunk.is_type(event.type):
-                        chunk = AudioChunk.from_event(event)
-                        rate = rate or chunk.rate
-                        pcm += chunk.audio
-                    elif AudioStop.is_type(event.type):
-                        return bytes(pcm), rate
-                    elif Error.is_type(event.type):
-                        err = Error.from_event(event)
-                        raise ServerError(err.text, err.code or "")
+            async with asyncio.timeout(SYNTH_TIMEOUT_S):
+                async for chunk in self._converse(request(), until="audio-stop"):
+                    rate = chunk.rate
+                    pcm += chunk.audio
+        except TimeoutError as exc:
+            raise CannotConnect("synthesis timed out") from exc
+        return bytes(pcm), rate
+
+    async def stream(
+        self, text: AsyncIterator[str], voice: str | None, speed: float = 1.0, volume: float = 1.0
+    ) -> AsyncIterator[AudioChunk]:
+        """Streaming Wyoming synthesis: text pieces go out as they come, audio comes back sentence by sentence."""
+
+        async def request() -> AsyncIterator[Event]:
+            yield _event("synthesize-start", voice=voice, speed=speed, volume=volume)
+            async for piece in text:
+                yield Event(type="synthesize-chunk", data={"text": piece})
+            yield Event(type="synthesize-stop")
+
+        async for chunk in self._converse(request(), until=SYNTHESIZE_STOPPED):
+            yield chunk
+
+    async def _converse(self, events: AsyncIterator[Event], until: str) -> AsyncIterator[AudioChunk]:
+        """Send ``events`` (in a task of their own) while yielding the audio chunks that come back."""
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                client = AsyncTcpClient(self.host, self.port)
+                await client.connect()
         except (OSError, TimeoutError) as exc:
             raise CannotConnect(str(exc)) from exc
+
+        async def send() -> None:
+            async for event in events:
+                await client.write_event(event)
+
+        sender = asyncio.create_task(send())
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(SYNTH_TIMEOUT_S):
+                        event = await client.read_event()
+                except (OSError, TimeoutError) as exc:
+                    raise CannotConnect(str(exc)) from exc
+                if event is None:
+                    if sender.done() and sender.exception() is not None:
+                        raise CannotConnect(str(sender.exception()))
+                    raise CannotConnect("connection closed during synthesis")
+                if AudioChunk.is_type(event.type):
+                    yield AudioChunk.from_event(event)
+                elif Error.is_type(event.type):
+                    err = Error.from_event(event)
+                    raise ServerError(err.text, err.code or "")
+                elif event.type == until:
+                    return
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            with contextlib.suppress(Exception):
+                await client.disconnect()
 
     async def _request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
         try:
@@ -118,9 +168,25 @@ class VoiceCloneClient:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise CannotConnect(str(exc)) from exc
 
-    async def enroll(self, name: str, consent: str, audio: bytes, filename: str, transcript: str | None = None,
-                     language: str | None = None) -> dict[str, Any]:
-        """Enroll through the server's API; ServerError(code='rejected') carries the quality report."""
+    async def check_api(self) -> None:
+        """CannotConnect unless the voice-management API answers (GET /api/health)."""
+        status, _ = await self._request("GET", "/health")
+        if status != 200:
+            raise CannotConnect(f"voice API answered HTTP {status}")
+
+    async def enroll(
+        self,
+        name: str,
+        consent: str,
+        audio: bytes,
+        filename: str,
+        transcript: str | None = None,
+        language: str | None = None,
+    ) -> dict[str, Any]:
+        """Enroll through the server's API: ``{"voice": profile, "quality": report}``.
+
+        ServerError(code='rejected') carries the quality report of a refused recording.
+        """
         form = aiohttp.FormData()
         for key, value in (("name", name), ("consent", consent), ("transcript", transcript), ("language", language)):
             if value:
@@ -128,7 +194,7 @@ class VoiceCloneClient:
         form.add_field("audio", audio, filename=filename, content_type="application/octet-stream")
         status, body = await self._request("POST", "/voices", data=form)
         if status == 201:
-            return body["voice"]
+            return body
         message = (body or {}).get("error", f"HTTP {status}")
         quality = (body or {}).get("quality")
         raise ServerError(message, "rejected" if quality else "invalid", {"quality": quality})
@@ -141,19 +207,24 @@ class VoiceCloneClient:
             raise ServerError((body or {}).get("error", f"HTTP {status}"), "invalid")
 
 
-def wav_bytes(pcm: bytes, rate: int, volume: float = 1.0) -> bytes:
-    """A WAV file of 16-bit mono PCM, scaled by ``volume`` (clipped)."""
-    if volume != 1.0:
-        import array
+def wav_bytes(pcm: bytes, rate: int) -> bytes:
+    """A WAV file of 16-bit mono PCM."""
+    return wav_header(rate, len(pcm)) + pcm
 
-        samples = array.array("h", pcm)
-        for i, s in enumerate(samples):
-            samples[i] = max(-32768, min(32767, int(s * volume)))
-        pcm = samples.tobytes()
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return buf.getvalue()
+
+def wav_header(rate: int, data_bytes: int | None = None) -> bytes:
+    """The 44-byte header of a 16-bit mono WAV; ``None`` = unknown length (streamed WAV: sizes set to the maximum)."""
+    data_size = 0xFFFFFFFF if data_bytes is None else data_bytes
+    riff_size = 0xFFFFFFFF if data_bytes is None else 36 + data_bytes
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    return b"RIFF" + struct.pack("<I", riff_size) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", data_size)
+
+
+def _event(kind: str, voice: str | None, speed: float, volume: float, **data: Any) -> Event:
+    """A synthesis event; ``speed``/``volume`` are VoiceClone's extension fields (sent only when not 1)."""
+    if voice:
+        data["voice"] = {"name": voice}
+    for key, value in (("speed", speed), ("volume", volume)):
+        if value != 1.0:
+            data[key] = float(value)
+    return Event(type=kind, data=data)

@@ -33,37 +33,51 @@ class VoiceCloneConfigFlow(ConfigFlow, domain=DOMAIN):
             host, port = user_input[CONF_HOST], user_input[CONF_PORT]
             await self.async_set_unique_id(f"{host}:{port}")
             self._abort_if_unique_id_configured()
+            client = VoiceCloneClient(host, port, user_input[CONF_WEB_PORT], async_get_clientsession(self.hass))
             try:
-                await self._probe(host, port, user_input[CONF_WEB_PORT])
+                await client.describe()
             except CannotConnect:
                 errors["base"] = "cannot_connect"
             else:
+                try:
+                    await client.check_api()
+                except CannotConnect:
+                    errors[CONF_WEB_PORT] = "api_unreachable"
+            if not errors:
                 return self.async_create_entry(title=f"VoiceClone ({host})", data=user_input)
-        schema = vol.Schema({
-            vol.Required(CONF_HOST, default=(user_input or {}).get(CONF_HOST, "")): str,
-            vol.Required(CONF_PORT, default=DEFAULT_PORT): int,
-            vol.Required(CONF_WEB_PORT, default=DEFAULT_WEB_PORT): int,
-        })
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_HOST, default=(user_input or {}).get(CONF_HOST, "")): str,
+                vol.Required(CONF_PORT, default=DEFAULT_PORT): int,
+                vol.Required(CONF_WEB_PORT, default=DEFAULT_WEB_PORT): int,
+            }
+        )
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
 
     async def async_step_zeroconf(self, discovery_info: Any) -> ConfigFlowResult:
+        """A `_wyoming._tcp` service; ours carries ``web_port`` in its TXT record."""
         host, port = str(discovery_info.host), int(discovery_info.port or DEFAULT_PORT)
-        return await self._discovered_server(host, port)
+        return await self._discovered_server(host, port, discovery_info.properties.get("web_port"))
 
     async def async_step_hassio(self, discovery_info: Any) -> ConfigFlowResult:
+        """The add-on announced itself through the Supervisor (``uri`` and ``web_port``)."""
         uri = urlparse(discovery_info.config.get("uri", ""))
         if not uri.hostname or not uri.port:
             return self.async_abort(reason="cannot_connect")
-        return await self._discovered_server(uri.hostname, uri.port)
+        return await self._discovered_server(uri.hostname, uri.port, discovery_info.config.get("web_port"))
 
-    async def _discovered_server(self, host: str, port: int) -> ConfigFlowResult:
-        await self.async_set_unique_id(f"{host}:{port}")
-        self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port})
+    async def _discovered_server(self, host: str, port: int, web_port: Any) -> ConfigFlowResult:
         try:
-            await self._probe(host, port, DEFAULT_WEB_PORT)
+            web = int(web_port) if web_port else DEFAULT_WEB_PORT
+        except (TypeError, ValueError):
+            web = DEFAULT_WEB_PORT
+        await self.async_set_unique_id(f"{host}:{port}")
+        self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web})
+        try:
+            await self._probe(host, port, web)
         except CannotConnect:
             return self.async_abort(reason="not_voiceclone")
-        self._discovered = {CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: DEFAULT_WEB_PORT}
+        self._discovered = {CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web}
         self.context["title_placeholders"] = {"host": host}
         return await self.async_step_confirm()
 
@@ -89,10 +103,14 @@ class VoiceCloneOptionsFlow(OptionsFlow):
         voices = {v.voice_id: v.name for v in info.voices} if info else {}
         languages = info.languages if info else []
         current = self.config_entry.options
-        schema = vol.Schema({
-            vol.Optional(CONF_DEFAULT_VOICE, default=current.get(CONF_DEFAULT_VOICE, "")):
-                vol.In({"": "(server default)", **voices}),
-            vol.Optional(CONF_DEFAULT_LANGUAGE, default=current.get(CONF_DEFAULT_LANGUAGE, "")):
-                vol.In({"": "(first available)", **{lang: lang for lang in languages}}),
-        })
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_DEFAULT_VOICE, default=current.get(CONF_DEFAULT_VOICE, "")): vol.In(
+                    {"": "(server default)", **voices}
+                ),
+                vol.Optional(CONF_DEFAULT_LANGUAGE, default=current.get(CONF_DEFAULT_LANGUAGE, "")): vol.In(
+                    {"": "(first available)", **{lang: lang for lang in languages}}
+                ),
+            }
+        )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -3,6 +3,10 @@
 Each connection is independent. Synthesis runs in a task of its own so the connection keeps reading: a client
 that hangs up is noticed at once and its work is cancelled (freeing its queue slot). Audio is written with the
 connection's own back-pressure, so a slow reader only ever slows itself.
+
+Extension: ``synthesize`` and ``synthesize-start`` may carry ``speed`` (0.25–4, speaking rate) and ``volume`` (0–2,
+gain) next to the standard fields; clients that do not know them (Home Assistant's wyoming integration) never send
+them. Our Home Assistant integration uses them so speed changes the tempo, not the pitch.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -35,6 +40,27 @@ log = logging.getLogger(__name__)
 WIDTH, CHANNELS = 2, 1
 
 
+@dataclass(frozen=True)
+class Manner:
+    """The optional ``speed``/``volume`` extension fields of a synthesis request (``error`` if malformed)."""
+
+    speed: float = 1.0
+    volume: float = 1.0
+    error: str = ""
+
+    @classmethod
+    def from_data(cls, data: dict | None) -> Manner:
+        values = {}
+        for key in ("speed", "volume"):
+            value = (data or {}).get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return cls(error=f"{key} must be a number, not {value!r}")
+            values[key] = float(value)
+        return cls(**values)
+
+
 class VoiceCloneEventHandler(AsyncEventHandler):
     """Serves one client connection."""
 
@@ -54,6 +80,7 @@ class VoiceCloneEventHandler(AsyncEventHandler):
         self._worker = asyncio.create_task(self._run_work(), name="wyoming synthesis")
         self._stream: text.SentenceBuffer | None = None  # open streaming synthesis, if any
         self._stream_voice: SynthesizeVoice | None = None
+        self._stream_manner: Manner = Manner()
         self._stream_failed = False
 
     # -- events in ------------------------------------------------------------------------------------------
@@ -65,21 +92,22 @@ class VoiceCloneEventHandler(AsyncEventHandler):
             speech = self.service.settings.speech
             self._stream = text.SentenceBuffer(speech.chunk_chars, speech.first_chunk_chars)
             self._stream_voice = SynthesizeStart.from_event(event).voice
+            self._stream_manner = Manner.from_data(event.data)
             self._stream_failed = False
         elif SynthesizeChunk.is_type(event.type):
             if self._stream is not None:
                 for sentence in self._stream.feed(SynthesizeChunk.from_event(event).text):
-                    self._work.put_nowait(("sentence", (sentence, self._stream_voice)))
+                    self._work.put_nowait(("sentence", (sentence, self._stream_voice, self._stream_manner)))
         elif SynthesizeStop.is_type(event.type):
             if self._stream is not None:
                 for sentence in self._stream.flush():
-                    self._work.put_nowait(("sentence", (sentence, self._stream_voice)))
+                    self._work.put_nowait(("sentence", (sentence, self._stream_voice, self._stream_manner)))
                 self._stream = None
                 self._work.put_nowait(("stopped", None))
         elif Synthesize.is_type(event.type):
             if self._stream is None:  # while a stream is open this is the compatibility copy: ignore it
                 synth = Synthesize.from_event(event)
-                self._work.put_nowait(("oneshot", (synth.text, synth.voice)))
+                self._work.put_nowait(("oneshot", (synth.text, synth.voice, Manner.from_data(event.data))))
         else:
             log.debug("ignoring event %s", event.type)
         return True
@@ -98,27 +126,25 @@ class VoiceCloneEventHandler(AsyncEventHandler):
             kind, arg = item
             try:
                 if kind == "oneshot":
-                    words, voice = arg  # type: ignore[misc]
-                    await self._speak(words, voice, empty_reply=True)
+                    await self._speak(*arg, empty_reply=True)  # type: ignore[misc]
                 elif kind == "sentence" and not self._stream_failed:
-                    words, voice = arg  # type: ignore[misc]
-                    self._stream_failed = not await self._speak(words, voice, empty_reply=False)
+                    self._stream_failed = not await self._speak(*arg, empty_reply=False)  # type: ignore[misc]
                 elif kind == "stopped":
                     await self.write_event(SynthesizeStopped().event())
             except (ConnectionError, asyncio.IncompleteReadError):
                 log.debug("client went away")
                 return
 
-    async def _speak(self, words: str, voice: SynthesizeVoice | None, empty_reply: bool) -> bool:
+    async def _speak(self, words: str, voice: SynthesizeVoice | None, manner: Manner, empty_reply: bool) -> bool:
         """Send audio-start / audio-chunk… / audio-stop for one text, or an error event (then False).
 
         Text with nothing to say gets an empty audio-start/audio-stop pair when ``empty_reply`` (one-shot), and
         nothing at all inside a stream.
         """
-        request = self._request(words, voice)
         rate = self.service.sample_rate
         started = False
         try:
+            request = self._request(words, voice, manner)
             async for piece in self.service.stream(request):
                 if not started:
                     await self.write_event(AudioStart(rate=rate, width=WIDTH, channels=CHANNELS).event())
@@ -139,13 +165,15 @@ class VoiceCloneEventHandler(AsyncEventHandler):
             await self.write_event(AudioStop().event())
         return True
 
-    def _request(self, words: str, voice: SynthesizeVoice | None) -> SpeechRequest:
+    def _request(self, words: str, voice: SynthesizeVoice | None, manner: Manner) -> SpeechRequest:
         name = voice.name if voice is not None else None
         language = voice.language if voice is not None else None
         if language and text.language_family(language) not in self.service.engine.languages:
             log.info("language %s is not available; using the voice's own", language)
             language = None
-        return SpeechRequest(words, voice=name or None, language=language)
+        if manner.error:
+            raise SpeechError(manner.error)
+        return SpeechRequest(words, voice=name or None, language=language, speed=manner.speed, volume=manner.volume)
 
     async def _error(self, exc: SpeechError) -> None:
         codes = {ServiceBusy: "ServiceBusy", UnknownVoice: "VoiceNotFoundError"}

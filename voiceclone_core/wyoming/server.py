@@ -101,10 +101,12 @@ class WyomingServer:
         announce = self.service.settings.wyoming.zeroconf if zeroconf is None else zeroconf
         parsed = urlparse(self.uri)
         if announce and parsed.scheme == "tcp" and self.port:
+            web = self.service.settings.web
             self._zeroconf = Zeroconf(
                 self.port,
                 self.service.settings.wyoming.zeroconf_name or None,
                 host=None if parsed.hostname in ("0.0.0.0", "::", "") else parsed.hostname,
+                properties={"web_port": str(web.port)} if web.enabled else None,
             )
             await self._zeroconf.register()
 
@@ -116,16 +118,22 @@ class WyomingServer:
 
 
 class Zeroconf:
-    """mDNS announcement of ``_wyoming._tcp`` so Home Assistant discovers the server."""
+    """mDNS announcement of ``_wyoming._tcp`` so Home Assistant discovers the server.
+
+    ``properties`` go into the TXT record; ``web_port`` tells our integration where the voice-management API is.
+    """
 
     SERVICE = "_wyoming._tcp.local."
 
-    def __init__(self, port: int, name: str | None = None, host: str | None = None) -> None:
+    def __init__(
+        self, port: int, name: str | None = None, host: str | None = None, properties: dict[str, str] | None = None
+    ) -> None:
         from zeroconf.asyncio import AsyncZeroconf
 
         self.port = port
         self.name = name or format(uuid.getnode(), "012x")
         self.host = host or _outbound_ip()
+        self.properties = properties or {}
         self._aiozc = AsyncZeroconf(interfaces=[self.host])
         self.info = None
 
@@ -133,7 +141,11 @@ class Zeroconf:
         from zeroconf.asyncio import AsyncServiceInfo
 
         self.info = AsyncServiceInfo(
-            self.SERVICE, f"{self.name}.{self.SERVICE}", addresses=[socket.inet_aton(self.host)], port=self.port
+            self.SERVICE,
+            f"{self.name}.{self.SERVICE}",
+            addresses=[socket.inet_aton(self.host)],
+            port=self.port,
+            properties=self.properties,
         )
         await self._aiozc.async_register_service(self.info)
         log.info("announced %s on %s:%d over zeroconf", self.info.name, self.host, self.port)
