@@ -19,8 +19,11 @@ from voiceclone_core import audio
 from voiceclone_core.addon import AddonError
 from voiceclone_core.config import ConfigError, Settings, load_settings
 from voiceclone_core.engines.base import EngineError, create_engine
+from voiceclone_core.models import ModelError, ModelManager, progress_printer
 from voiceclone_core.speech import SpeechError, SpeechRequest, SpeechService
 from voiceclone_core.voices import VoiceError, VoiceLibrary
+
+log = logging.getLogger("voiceclone")
 
 
 class CliError(Exception):
@@ -77,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="announce Wyoming to Home Assistant through the Supervisor (inside the add-on)",
     )
+
+    m = sub.add_parser("models", parents=[common], help="list, download or verify neural-engine models")
+    m.add_argument("action", choices=["list", "download", "verify"])
+    m.add_argument("names", nargs="*", help="model names (download/verify); default for verify: all installed")
 
     ap = sub.add_parser(
         "addon-prepare", parents=[common], help="add-on start: options.json -> settings file, reconcile the voices list"
@@ -197,10 +204,51 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _model_manager(settings: Settings) -> ModelManager:
+    return ModelManager(settings.resolved_models_dir, settings.models.hub_url, settings.models.hf_token)
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    manager = _model_manager(settings)
+    if args.action == "list":
+        for status in manager.list():
+            spec = status.spec
+            state = f"installed, {status.size_bytes / 1e6:.0f} MB" if status.installed else "not installed"
+            gated = ", gated: needs models.hf_token" if spec.gated else ""
+            print(f"{spec.name:32} {spec.engine:8} {state:24} {spec.licence}{gated}\n    {spec.description}")
+        return 0
+    if args.action == "download":
+        if not args.names:
+            raise CliError("name the models to download (see: voiceclone models list)")
+        for name in args.names:
+            folder = manager.download(name, progress_printer(name, sys.stderr))
+            print(f"{name}: installed in {folder}")
+        return 0
+    names = args.names or [s.spec.name for s in manager.list() if s.installed]
+    bad = 0
+    for name in names:
+        problems = manager.verify(name)
+        bad += bool(problems)
+        print(f"{name}: {'OK' if not problems else '; '.join(problems)}")
+    return 1 if bad else 0
+
+
+def fetch_configured_models(settings: Settings) -> None:
+    """Download the models named in ``models.download`` that are not installed yet (add-on / compose start)."""
+    manager = _model_manager(settings)
+    for name in settings.models.download:
+        try:
+            if not manager.installed(name):
+                manager.download(name, progress_printer(name, sys.stderr))
+        except ModelError as exc:
+            log.error("model %s not available: %s", name, exc)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from voiceclone_core.wyoming.server import WyomingServer
 
     logging.getLogger().setLevel(settings.log_level.upper())
+    fetch_configured_models(settings)
     library = _library(settings)
     service = SpeechService(settings, library, library.engine)
 
@@ -275,6 +323,7 @@ COMMANDS = {
     "delete": cmd_delete,
     "serve": cmd_serve,
     "addon-prepare": cmd_addon_prepare,
+    "models": cmd_models,
 }
 
 
@@ -290,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voiceclone: settings error: {exc}", file=sys.stderr)
         return 2
-    except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError, AddonError) as exc:
+    except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError, AddonError, ModelError) as exc:
         print(f"voiceclone: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -127,6 +127,15 @@ class HomeAssistantSettings:
 
 
 @dataclass
+class ModelsSettings:
+    """Model checkpoints for the neural engines: fetched only by `voiceclone models download` or at start."""
+
+    hub_url: str = "https://huggingface.co"
+    hf_token: str = ""
+    download: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     """The whole settings tree."""
 
@@ -134,6 +143,7 @@ class Settings:
     models_dir: Path | None = None
     log_level: str = "INFO"
     engine: EngineSettings = field(default_factory=EngineSettings)
+    models: ModelsSettings = field(default_factory=ModelsSettings)
     classic: ClassicSettings = field(default_factory=ClassicSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -174,6 +184,13 @@ def _coerce(key: str, value: Any, hint: Any, from_text: bool) -> Any:
         if isinstance(value, str | Path) and str(value):
             return Path(value).expanduser()
         raise ConfigError(f"{key}: expected a path, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if from_text and isinstance(value, str):  # "a, b" from the environment or --set
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, item, False) for i, v in enumerate(value)]
     if origin is dict:
         kt, vt = typing.get_args(hint)
         if not isinstance(value, Mapping):
