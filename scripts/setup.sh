@@ -26,7 +26,9 @@ fi
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==2.13.0"
 stamp=.venv/.voiceclone-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q -e ".[test,quality,bench]"
+  .venv/bin/pip install -q -e ".[test,quality,bench,pocket,qwen3]"
+  # Qwen3-TTS's packages without their declared dependencies (gradio, a CUDA torch): see pyproject's qwen3 extra.
+  .venv/bin/pip install -q --no-deps "qwen-tts-hf==0.1.1.post1" "faster-qwen3-tts==0.5.4"
   touch "$stamp"
 fi
 # Home Assistant integration tests: HA's own harness in a venv of its own on Python 3.13.0 (HA 2025.4.4, the oldest

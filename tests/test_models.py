@@ -225,3 +225,16 @@ def test_progress_printer_lines() -> None:
         report("model.safetensors", done * 10_000, 1_000_000)
     lines = out.getvalue().splitlines()
     assert 15 <= len(lines) <= 25 and lines[-1].endswith("1/1 MB") and "100.0 %" in lines[-1]
+
+
+def test_catalogue_pins_revisions_and_sums() -> None:
+    from voiceclone_core.models import CATALOGUE
+
+    assert {"qwen3-tts-0.6b", "qwen3-tts-1.7b", "pocket-tts-english"} <= set(CATALOGUE)
+    for spec in CATALOGUE.values():
+        assert len(spec.revision) == 40, f"{spec.name}: pin a commit, not a branch"
+        unpinned = [f.path for f in spec.files if not f.sha256]
+        # The only file whose SHA-256 could not be found here (see the module docstring): the Pocket weights.
+        assert unpinned in ([], ["languages/english/model.safetensors"]), (spec.name, unpinned)
+        assert len({f.path for f in spec.files}) == len(spec.files)
+    assert CATALOGUE["pocket-tts-english"].gated and not CATALOGUE["qwen3-tts-0.6b"].gated

@@ -56,6 +56,18 @@ class ClassicSettings:
 
 
 @dataclass
+class PocketSettings:
+    """Kyutai Pocket TTS (CPU): which downloaded model, and how it runs."""
+
+    model: str = "pocket-tts-english"
+    language: str = "english"
+    threads: int = 0
+    quantize: bool = False
+    temperature: float = 0.0
+    frames_after_eos: int | None = None
+
+
+@dataclass
 class SpeechSettings:
     """The speech service shared by every door."""
 
@@ -145,6 +157,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     models: ModelsSettings = field(default_factory=ModelsSettings)
     classic: ClassicSettings = field(default_factory=ClassicSettings)
+    pocket: PocketSettings = field(default_factory=PocketSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)

@@ -75,31 +75,47 @@ class ModelStatus:
     problems: list[str] = field(default_factory=list)
 
 
-def _qwen3(size: str, revision: str) -> ModelSpec:
-    files = (
-        "config.json",
-        "generation_config.json",
-        "model.safetensors",
-        "merges.txt",
-        "preprocessor_config.json",
-        "tokenizer_config.json",
-        "vocab.json",
-        "speech_tokenizer/config.json",
+# Files shared by both Qwen3-TTS Base sizes (same bytes at the pinned commits).
+_QWEN3_SHARED = (
+    ModelFile("generation_config.json", "f1b90b4513f3b34c62851049e2492d7b4c5940daf1276f89c82b8ef04127f3aa", 245),
+    ModelFile("merges.txt", "599bab54075088774b1733fde865d5bd747cbcc7a547c5bc12610e874e26f5e3", 1_671_839),
+    ModelFile("preprocessor_config.json", "efdde1022ea9d76928bf7a9cd53139138f5ba2e466e837f08f6105ab1af1c119", 127),
+    ModelFile("tokenizer_config.json", "dc3c31c3bdaedd5016382bb3cbe07323026775ad51f5a4fb564505992ae4a670", 7_344),
+    ModelFile("vocab.json", "ca10d7e9fb3ed18575dd1e277a2579c16d108e32f27439684afa0e10b1440910", 2_776_833),
+    ModelFile(
+        "speech_tokenizer/config.json", "ee65bb901c876664ab8707c487157aa1a6ee57c65969b28fb5ec9dc211e68167", 2_336
+    ),
+    ModelFile(
+        "speech_tokenizer/configuration.json", "6bc26d64eb5024b4d1dab5a52371958b429256d6c9d59787f1f5294a54e0cebd", 76
+    ),
+    ModelFile(
         "speech_tokenizer/model.safetensors",
+        "836b7b357f5ea43e889936a3709af68dfe3751881acefe4ecf0dbd30ba571258",
+        682_293_092,
+    ),
+    ModelFile(
         "speech_tokenizer/preprocessor_config.json",
-    )
+        "fcb3805e597e786d4067706e602f6688524640f8d3396790e2e09b5942fcbdfb",
+        234,
+    ),
+)
+
+
+def _qwen3(size: str, revision: str, config: ModelFile, weights: ModelFile) -> ModelSpec:
     return ModelSpec(
         name=f"qwen3-tts-{size.lower()}",
         engine="qwen3",
         repo=f"Qwen/Qwen3-TTS-12Hz-{size}-Base",
         revision=revision,
-        files=tuple(ModelFile(f) for f in files),
+        files=(config, weights, *_QWEN3_SHARED),
         licence="Apache-2.0",
         description=f"Qwen3-TTS 12 Hz {size} Base: zero-shot cloning from 3 s, 10 languages (NVIDIA GPU)",
     )
 
 
-def _pocket(language: str, weights_revision: str, tokenizer_revision: str) -> ModelSpec:
+def _pocket(
+    language: str, weights_revision: str, tokenizer_revision: str, tokenizer_sha256: str, tokenizer_size: int
+) -> ModelSpec:
     return ModelSpec(
         name=f"pocket-tts-{language}",
         engine="pocket",
@@ -109,6 +125,8 @@ def _pocket(language: str, weights_revision: str, tokenizer_revision: str) -> Mo
             ModelFile(f"languages/{language}/model.safetensors"),
             ModelFile(
                 f"languages/{language}/tokenizer.json",
+                tokenizer_sha256,
+                tokenizer_size,
                 repo="kyutai/pocket-tts-without-voice-cloning",
                 revision=tokenizer_revision,
             ),
@@ -120,14 +138,39 @@ def _pocket(language: str, weights_revision: str, tokenizer_revision: str) -> Mo
     )
 
 
-# Revisions of Pocket TTS are the ones pocket-tts 4.0.1's english.yaml pins; Qwen3-TTS follows the repository's
-# main branch until a commit can be pinned (see README: the hub could not be reached from this workplace).
+# Sums and sizes as published for these commits (Qwen3-TTS) and revisions (Pocket TTS: the ones pocket-tts 4.0.1's
+# english.yaml pins). The Pocket weights' SHA-256 at that revision could not be found from this workplace: it is
+# checked against the hub's LFS SHA-256 at download and recorded for `verify`.
 CATALOGUE: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        _qwen3("0.6B", "main"),
-        _qwen3("1.7B", "main"),
-        _pocket("english", "db04f0e653473e5c7333c69686ac92b7460b0c1d", "00eac05ed3d16bdc3f6b5d598874019c34a89214"),
+        _qwen3(
+            "0.6B",
+            "5d83992436eae1d760afd27aff78a71d676296fc",
+            ModelFile("config.json", "2e714c787c8edb98b05432685cddb634add2de4d4e645f653d68251ef72ba011", 4_494),
+            ModelFile(
+                "model.safetensors",
+                "180b3b10eb1c9f1b4db7806d5475bae3071c0243c299d49926bab1da3b6946f6",
+                1_829_344_272,
+            ),
+        ),
+        _qwen3(
+            "1.7B",
+            "fd4b254389122332181a7c3db7f27e918eec64e3",
+            ModelFile("config.json", "b4f01752d15a488abde3e1ab44723ae4f4b9e68a4037257b098b3737893cc1f9", 4_494),
+            ModelFile(
+                "model.safetensors",
+                "38fc7fc51c5e776e840414b6fd443962e9411b9654888fd7913e4da643cb857c",
+                3_857_413_744,
+            ),
+        ),
+        _pocket(
+            "english",
+            "db04f0e653473e5c7333c69686ac92b7460b0c1d",
+            "00eac05ed3d16bdc3f6b5d598874019c34a89214",
+            "f498428e1eafee50492f7be13dc9bfafcfc12e508cd0eb1b01c92ecd5d8c6687",
+            245_020,
+        ),
     )
 }
 

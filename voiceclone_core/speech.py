@@ -188,6 +188,7 @@ class SpeechService:
         workers = settings.speech.workers or (
             1 if settings.engine.device != "cpu" else max(1, (os.cpu_count() or 2) // 2)
         )
+        workers = min(workers, getattr(engine, "max_concurrency", workers))  # e.g. a model that is not thread-safe
         self._cond = threading.Condition()
         self._heap: list[tuple[int, int, _Job]] = []
         self._seq = itertools.count()

@@ -95,12 +95,28 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[["Settings"], Engine]
-_REGISTRY: dict[str, EngineFactory] = {}
+EngineProbe = Callable[["Settings"], "str | None"]
 
 
-def register_engine(name: str, factory: EngineFactory) -> None:
-    """Make an engine selectable by ``engine.name`` in the settings."""
-    _REGISTRY[name] = factory
+@dataclass(frozen=True)
+class _Entry:
+    factory: EngineFactory
+    probe: EngineProbe | None
+    auto_rank: int | None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_engine(
+    name: str, factory: EngineFactory, probe: EngineProbe | None = None, auto_rank: int | None = None
+) -> None:
+    """Make an engine selectable by ``engine.name``.
+
+    ``auto`` tries engines by ascending ``auto_rank`` (None: never chosen automatically); ``probe`` says cheaply
+    why the engine cannot run here (None when it can), e.g. no CUDA or no weights installed.
+    """
+    _REGISTRY[name] = _Entry(factory, probe, auto_rank)
 
 
 def available_engines() -> list[str]:
@@ -111,20 +127,34 @@ def available_engines() -> list[str]:
 
 def _load_builtin() -> None:
     if "classic" not in _REGISTRY:
-        from voiceclone_core.engines import classic  # noqa: F401  (registers itself)
+        from voiceclone_core.engines import classic, pocket  # noqa: F401  (they register themselves)
+
+
+def choose_engine(settings: Settings) -> tuple[str, list[str]]:
+    """The engine ``auto`` picks here and, for the log, why each better-ranked one was passed over."""
+    _load_builtin()
+    skipped = []
+    ranked = sorted((e.auto_rank, n) for n, e in _REGISTRY.items() if e.auto_rank is not None)
+    for _, name in ranked:
+        probe = _REGISTRY[name].probe
+        reason = probe(settings) if probe is not None else None
+        if reason is None:
+            return name, skipped
+        skipped.append(f"{name}: {reason}")
+    return "classic", skipped
 
 
 def create_engine(settings: Settings) -> Engine:
-    """Instantiate the engine named in settings (``auto``: the best one available, logging why)."""
+    """Instantiate the engine named in settings (``auto``: the best one this machine can run, logging why)."""
     _load_builtin()
     name = settings.engine.name
     if name == "auto":
-        log.info("engine auto: no GPU engine is installed; using the embedded 'classic' engine")
-        name = "classic"
-    factory = _REGISTRY.get(name)
-    if factory is None:
+        name, skipped = choose_engine(settings)
+        log.info("engine auto: using %r%s", name, ("; not " + "; not ".join(skipped)) if skipped else "")
+    entry = _REGISTRY.get(name)
+    if entry is None:
         raise EngineUnavailable(f"unknown engine {name!r}; available: {', '.join(available_engines())}")
-    engine = factory(settings)
+    engine = entry.factory(settings)
     log.info(
         "engine %s %s ready (%d Hz, languages %s)",
         engine.name,

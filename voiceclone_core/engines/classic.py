@@ -252,4 +252,4 @@ def _match_level(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return y.astype(np.float32)
 
 
-register_engine("classic", ClassicEngine)
+register_engine("classic", ClassicEngine, auto_rank=100)
