@@ -49,10 +49,13 @@ def pocket_config(vocab: int) -> dict:
     }
 
 
-def build_pocket(folder: Path, config: dict | None = None, vocab_size: int = 40, seed: int = 0) -> Path:
-    """A random Pocket TTS model in ``folder`` (config.yaml + model.safetensors + sentencepiece tokenizer).
+def build_pocket(
+    folder: Path, config: dict | None = None, vocab_size: int = 40, corpus: list[str] | None = None, seed: int = 0
+) -> Path:
+    """A random Pocket TTS model in ``folder`` (model.yaml + model.safetensors + sentencepiece tokenizer).
 
-    ``config`` overrides the tiny architecture (the benchmark passes the released sizes).
+    ``config`` overrides the tiny architecture and ``corpus`` the tokenizer's training text (the benchmark passes
+    the released sizes and a larger text for a 4000-piece tokenizer).
     """
     import safetensors.torch
     import sentencepiece as spm
@@ -61,12 +64,12 @@ def build_pocket(folder: Path, config: dict | None = None, vocab_size: int = 40,
     from pocket_tts.utils.config import Config
 
     folder.mkdir(parents=True, exist_ok=True)
-    corpus = folder / "corpus.txt"
-    corpus.write_text("\n".join(POCKET_CORPUS * 20), encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(folder / "tokenizer"), vocab_size=vocab_size,
+    text = folder / "corpus.txt"
+    text.write_text("\n".join(corpus or POCKET_CORPUS * 20), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "tokenizer"), vocab_size=vocab_size,
                                    model_type="unigram", hard_vocab_limit=False, character_coverage=1.0,
                                    minloglevel=2)
-    corpus.unlink()
+    text.unlink()
     vocab = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model")).vocab_size()
     config = config or pocket_config(vocab)
     config["flow_lm"]["lookup_table"]["n_bins"] = vocab
@@ -78,5 +81,156 @@ def build_pocket(folder: Path, config: dict | None = None, vocab_size: int = 40,
     with torch.no_grad():  # zero-initialised by the package; random here so the voice state matters
         model.flow_lm.speaker_proj_weight.normal_(0, 0.02)
     safetensors.torch.save_file(model.state_dict(), str(folder / "model.safetensors"))
-    (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (folder / "model.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return folder
+
+
+# -- Qwen3-TTS 12 Hz Base ------------------------------------------------------------------------------------------
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|tts_pad|>", "<|tts_text_bos|>",
+                 "<|tts_text_eod|>"]
+QWEN_CORPUS = ["assistant", "user", "system", "Hello world.", "Turn on the kitchen lights.",
+               "The quick brown fox jumps over the lazy dog.", "The washing machine is done.",
+               "Dinner is ready, please come downstairs.", "Good morning, how are you?"]
+QWEN_CODEC_LANGUAGES = {"english": 2050, "chinese": 2055, "german": 2053, "french": 2061, "spanish": 2054,
+                        "italian": 2070, "japanese": 2058, "korean": 2064, "portuguese": 2071, "russian": 2069}
+
+
+class _RopeTheta:
+    """While building (not loading): transformers 5.x keeps MimiConfig's theta only in ``rope_parameters``, but
+    qwen-tts-hf's "default" RoPE initialiser reads ``config.rope_theta``; give it a view that has both."""
+
+    def __enter__(self) -> _RopeTheta:
+        from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+        self.table, self.original = ROPE_INIT_FUNCTIONS, ROPE_INIT_FUNCTIONS.get("default")
+        if self.original is not None:
+            original = self.original
+
+            class View:
+                def __init__(self, cfg) -> None:
+                    self._cfg, self.rope_theta = cfg, cfg.rope_parameters["rope_theta"]
+
+                def __getattr__(self, name):
+                    return getattr(self._cfg, name)
+
+            def patched(config, *args, **kwargs):
+                if not hasattr(config, "rope_theta") and getattr(config, "rope_parameters", None):
+                    config = View(config)
+                return original(config, *args, **kwargs)
+
+            self.table["default"] = patched
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.original is not None:
+            self.table["default"] = self.original
+
+
+def _save_hf(model, folder: Path) -> None:
+    """``save_pretrained``, or (transformers 5.x rejects the package's list-style tied-weight keys) config +
+    safetensors written by hand under the same names."""
+    import safetensors.torch
+
+    try:
+        model.save_pretrained(folder)
+    except AttributeError:
+        model.config.save_pretrained(folder)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        safetensors.torch.save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+def build_qwen3(folder: Path, seed: int = 0) -> Path:
+    """A random Qwen3-TTS 12 Hz Base checkpoint in ``folder``: talker, text tokenizer, 12 Hz speech tokenizer.
+
+    Every shape the package hard-codes is kept (24 kHz, 1920-sample frames, 16 codebooks of 2048, codec special
+    ids from 2048, 128-bin mels); the widths shrink to a few dozen.
+    """
+    import json
+
+    import torch
+    from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSConfig
+    from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSForConditionalGeneration
+    from qwen_tts.core.models.processing_qwen3_tts import Qwen3TTSProcessor
+    from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Config
+    from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import EncodecFeatureExtractor, Qwen2TokenizerFast
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(QWEN_CORPUS * 50, trainer=trainers.BpeTrainer(
+        vocab_size=500, special_tokens=QWEN_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tokenizer = Qwen2TokenizerFast(tokenizer_object=bpe, unk_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>", additional_special_tokens=QWEN_SPECIALS[1:])
+    tokenizer.save_pretrained(folder)
+    Qwen3TTSProcessor(tokenizer=tokenizer).save_pretrained(folder)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+
+    hidden, head_dim = 32, 16
+    talker = dict(
+        code_predictor_config=dict(vocab_size=2048, hidden_size=hidden, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=1, head_dim=head_dim,
+                                   num_code_groups=16, max_position_embeddings=64),
+        vocab_size=3072, hidden_size=hidden, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=head_dim, num_code_groups=16, text_hidden_size=hidden,
+        text_vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=1000000,
+        rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2], "interleaved": True},
+        codec_eos_token_id=2150, codec_pad_id=2148, codec_bos_id=2149, codec_think_id=2154, codec_nothink_id=2155,
+        codec_think_bos_id=2156, codec_think_eos_id=2157, spk_id={}, spk_is_dialect={},
+        codec_language_id=QWEN_CODEC_LANGUAGES)
+    speaker = dict(mel_dim=128, enc_dim=hidden, enc_channels=[16, 16, 16, 16, 48], enc_kernel_sizes=[5, 3, 3, 3, 1],
+                   enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=8, enc_res2net_scale=4, enc_se_channels=8,
+                   sample_rate=24000)
+    config = Qwen3TTSConfig(
+        talker_config=talker, speaker_encoder_config=speaker, tokenizer_type="qwen3_tts_tokenizer_12hz",
+        tts_model_size="tiny", tts_model_type="base", im_start_token_id=ids["<|im_start|>"],
+        im_end_token_id=ids["<|im_end|>"], tts_pad_token_id=ids["<|tts_pad|>"],
+        tts_bos_token_id=ids["<|tts_text_bos|>"], tts_eos_token_id=ids["<|tts_text_eod|>"])
+    with _RopeTheta():
+        model = Qwen3TTSForConditionalGeneration(config)
+    _save_hf(model, folder)
+    saved = json.loads((folder / "config.json").read_text())
+    # Written as "model_type": "" but the speaker-encoder config takes no such argument; and transformers 5.x
+    # writes the talker's RoPE block as rope_parameters where the package (like the released config) reads
+    # rope_scaling.
+    saved["speaker_encoder_config"].pop("model_type", None)
+    for sub in (saved["talker_config"], saved["talker_config"].get("code_predictor_config", {})):
+        if "rope_parameters" in sub and "rope_scaling" not in sub:
+            rope = sub.pop("rope_parameters")
+            if "mrope_section" in rope or sub is saved["talker_config"]:
+                sub["rope_scaling"] = rope
+            sub.setdefault("rope_theta", rope.get("rope_theta", sub.get("rope_theta")))
+    (folder / "config.json").write_text(json.dumps(saved, indent=2))
+    (folder / "generation_config.json").write_text(json.dumps(dict(
+        do_sample=True, top_k=50, top_p=1.0, temperature=0.9, repetition_penalty=1.05, subtalker_dosample=True,
+        subtalker_top_k=50, subtalker_top_p=1.0, subtalker_temperature=0.9, max_new_tokens=8)))
+
+    speech = folder / "speech_tokenizer"
+    encoder = dict(sampling_rate=24000, hidden_size=16, num_filters=2, num_residual_layers=1,
+                   upsampling_ratios=[8, 6, 5, 4], codebook_size=2048, codebook_dim=8, num_quantizers=16,
+                   vector_quantization_hidden_dimension=8, num_semantic_quantizers=1, upsample_groups=16,
+                   num_hidden_layers=1, intermediate_size=32, num_attention_heads=2, num_key_value_heads=2,
+                   head_dim=8, sliding_window=250, max_position_embeddings=8000)
+    decoder = dict(codebook_size=2048, codebook_dim=8, hidden_size=16, latent_dim=16, num_attention_heads=2,
+                   num_key_value_heads=2, head_dim=8, intermediate_size=32, num_hidden_layers=1, num_quantizers=16,
+                   upsample_rates=[8, 5, 4, 3], upsampling_ratios=[2, 2], decoder_dim=32, sliding_window=72,
+                   max_position_embeddings=8000)
+    speech_config = Qwen3TTSTokenizerV2Config(
+        encoder_config=encoder, decoder_config=decoder, encoder_valid_num_quantizers=16, input_sample_rate=24000,
+        output_sample_rate=24000, decode_upsample_rate=1920, encode_downsample_rate=1920)
+    with _RopeTheta():
+        codec = Qwen3TTSTokenizerV2Model(speech_config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # codebooks start at zero: give them content
+        for name, tensor in list(codec.named_parameters()) + list(codec.named_buffers()):
+            if name.endswith(("embedding_sum", "embed_sum")):
+                tensor.copy_(torch.randn(tensor.shape, generator=generator))
+    speech.mkdir(exist_ok=True)
+    _save_hf(codec, speech)
+    EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0,
+                            return_attention_mask=True).save_pretrained(speech)
     return folder

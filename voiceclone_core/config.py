@@ -62,9 +62,20 @@ class PocketSettings:
     model: str = "pocket-tts-english"
     language: str = "english"
     threads: int = 0
-    quantize: bool = False
+    quantize: bool = True
     temperature: float = 0.0
     frames_after_eos: int | None = None
+
+
+@dataclass
+class Qwen3Settings:
+    """Qwen3-TTS (NVIDIA GPU): which downloaded model, and how it streams."""
+
+    model: str = "qwen3-tts-0.6b"
+    chunk_frames: int = 4
+    max_frames: int = 2048
+    min_frames: int = 2
+    max_seq_len: int = 2048
 
 
 @dataclass
@@ -158,6 +169,7 @@ class Settings:
     models: ModelsSettings = field(default_factory=ModelsSettings)
     classic: ClassicSettings = field(default_factory=ClassicSettings)
     pocket: PocketSettings = field(default_factory=PocketSettings)
+    qwen3: Qwen3Settings = field(default_factory=Qwen3Settings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)

@@ -127,7 +127,7 @@ def available_engines() -> list[str]:
 
 def _load_builtin() -> None:
     if "classic" not in _REGISTRY:
-        from voiceclone_core.engines import classic, pocket  # noqa: F401  (they register themselves)
+        from voiceclone_core.engines import classic, pocket, qwen3  # noqa: F401  (they register themselves)
 
 
 def choose_engine(settings: Settings) -> tuple[str, list[str]]:

@@ -1,7 +1,7 @@
 """Kyutai Pocket TTS on the CPU: zero-shot cloning from the audio prompt, streamed in 80 ms frames.
 
 The model is read from ``<models_dir>/<pocket.model>/`` only (fetch it with ``voiceclone models download``):
-either a ``config.yaml`` there (paths relative to the folder), or the package's own config for the language with
+either a ``model.yaml`` there (paths relative to the folder), or the package's own config for the language with
 its ``hf://`` weight and tokenizer paths replaced by the downloaded files. ``prepare`` encodes the enrollment audio
 once into the model's streaming state (the voice's KV cache), which is saved with the voice; synthesis copies it.
 """
@@ -52,7 +52,7 @@ PACKAGE_LANGUAGES = {
 
 def resolve_config(folder: Path, language: str) -> dict[str, Any]:
     """The model config with every file path made local and absolute (EngineUnavailable if files are missing)."""
-    own = folder / "config.yaml"
+    own = folder / "model.yaml"
     if own.is_file():
         config = yaml.safe_load(own.read_text(encoding="utf-8"))
         weights = folder / config["weights_path"]

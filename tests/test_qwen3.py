@@ -1,0 +1,131 @@
+"""The Qwen3-TTS engine with a tiny random 12 Hz Base checkpoint, loaded through the engine's real loading path.
+
+On CPU the engine runs the plain qwen-tts model; the faster-qwen3-tts (CUDA graphs) path is tested where CUDA is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voiceclone_core.engines.qwen3 import _torchaudio_placeholder
+
+_torchaudio_placeholder()  # before qwen_tts is imported, as the engine does
+pytest.importorskip("qwen_tts", reason="Qwen3-TTS packages are installed by scripts/setup.sh (extra: qwen3)")
+
+import torch  # noqa: E402
+
+from voiceclone_core.config import Settings, load_settings  # noqa: E402
+from voiceclone_core.engines.base import (  # noqa: E402
+    EngineError,
+    EngineUnavailable,
+    EnrollmentSample,
+    SynthesisOptions,
+    VoicePrompt,
+    choose_engine,
+    create_engine,
+)
+from voiceclone_core.speech import SpeechRequest, SpeechService  # noqa: E402
+from voiceclone_core.voices import VoiceLibrary  # noqa: E402
+
+from .tiny_models import build_qwen3  # noqa: E402
+
+FRAME = 1920  # one 12.5 Hz codec frame at 24 kHz
+CUDA = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    build_qwen3(root / "qwen3-tts-0.6b")
+    return root
+
+
+def qwen_settings(tmp_path: Path, models_dir: Path, device: str = "cpu", **extra: str) -> Settings:
+    return load_settings(None, overrides={"data_dir": str(tmp_path), "models_dir": str(models_dir),
+                                          "engine.name": "qwen3", "engine.device": device,
+                                          "qwen3.max_frames": "10", **extra})
+
+
+@pytest.fixture(scope="module")
+def engine(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    return create_engine(qwen_settings(tmp_path_factory.mktemp("data"), models_dir))
+
+
+def speech(seconds: float = 4.0, hz: float = 180.0, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_prepare_x_vector_and_in_context_prompts(engine) -> None:
+    assert engine.sample_rate == 24000 and {"en", "zh"} <= set(engine.languages)
+    xvec = VoicePrompt.from_bytes(engine.prepare(EnrollmentSample(speech(), 16000, "en")).to_bytes())
+    assert xvec.meta["mode"] == "x-vector" and set(xvec.arrays) == {"speaker"}
+    icl = engine.prepare(EnrollmentSample(speech(), 16000, "en", "The quick brown fox jumps over the lazy dog."))
+    assert icl.meta == {"mode": "icl", "transcript": "The quick brown fox jumps over the lazy dog."}
+    codes = icl.arrays["codes"]
+    assert codes.shape == (50, 16) and codes.min() >= 0 and codes.max() < 2048  # 4 s at 12.5 Hz, 16 codebooks
+    assert not np.allclose(xvec.arrays["speaker"], engine.prepare(
+        EnrollmentSample(speech(hz=320), 16000, "en")).arrays["speaker"])  # the embedding depends on the voice
+    with pytest.raises(EngineError, match="shorter than one second"):
+        engine.prepare(EnrollmentSample(speech(0.5), 16000, "en"))
+
+
+@pytest.mark.parametrize("transcript", [None, "The quick brown fox jumps over the lazy dog."])
+@pytest.mark.parametrize(("words", "language"), [("The washing machine is done.", "en"), ("洗衣机洗好了。", "zh")])
+def test_synthesis_produces_whole_frames_at_24k(engine, transcript, words, language) -> None:
+    prompt = engine.prepare(EnrollmentSample(speech(), 16000, "en", transcript))
+    chunks = list(engine.synthesize(words, prompt, SynthesisOptions(language=language)))
+    total = sum(len(c) for c in chunks)
+    assert all(c.dtype == np.float32 for c in chunks)
+    assert total % FRAME == 0 and FRAME <= total <= 10 * FRAME  # whole frames, at most qwen3.max_frames
+
+
+def test_errors(engine, tmp_path: Path) -> None:
+    prompt = engine.prepare(EnrollmentSample(speech(), 16000, "en"))
+    with pytest.raises(EngineError, match="does not speak"):
+        list(engine.synthesize("Hallo.", prompt, SynthesisOptions(language="nl")))
+    with pytest.raises(EngineError, match="not 'qwen3'"):
+        list(engine.synthesize("Hello.", VoicePrompt("pocket", "1"), SynthesisOptions()))
+    with pytest.raises(EngineError, match="re-enroll"):
+        list(engine.synthesize("Hello.", VoicePrompt("qwen3", engine.version), SynthesisOptions()))
+    with pytest.raises(EngineUnavailable, match=r"voiceclone models download qwen3-tts-0\.6b"):
+        create_engine(qwen_settings(tmp_path, tmp_path / "empty"))
+
+
+def test_enroll_and_speak_through_the_service(tmp_path: Path, models_dir: Path, speech_wav: Path) -> None:
+    settings = qwen_settings(tmp_path, models_dir)
+    engine = create_engine(settings)
+    library = VoiceLibrary(settings.voices_dir, engine)
+    library.enroll("Mum", speech_wav, consent="Mum (test)", language="en",
+                   transcript="The quick brown fox jumps over the lazy dog.")
+    service = SpeechService(settings, library, engine)
+    try:
+        clip, rate = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="mum")))
+    finally:
+        service.close()
+    assert rate == 24000 and len(clip) >= FRAME
+    assert library.get("mum").prompts["qwen3"]["mode"] in ("icl", "x-vector")
+
+
+def test_auto_passes_over_qwen3_without_cuda(tmp_path: Path, models_dir: Path) -> None:
+    name, skipped = choose_engine(qwen_settings(tmp_path, models_dir, **{"engine.name": "auto"}))
+    if CUDA:
+        assert name == "qwen3"
+    else:
+        assert name != "qwen3" and "qwen3: no CUDA device" in skipped
+
+
+@pytest.mark.skipif(not CUDA, reason="faster-qwen3-tts needs CUDA (CUDA graphs)")
+def test_cuda_streams_chunks_through_faster_qwen3_tts(tmp_path: Path, models_dir: Path) -> None:
+    engine = create_engine(qwen_settings(tmp_path, models_dir, "cuda", **{"qwen3.max_frames": "24",
+                                                                           "qwen3.min_frames": "24"}))
+    assert "faster-qwen3-tts" in engine.backend
+    for transcript in (None, "The quick brown fox jumps over the lazy dog."):
+        prompt = engine.prepare(EnrollmentSample(speech(), 16000, "en", transcript))
+        chunks = list(engine.synthesize("The washing machine is done.", prompt, SynthesisOptions(language="en")))
+        assert len(chunks) >= 3  # streamed every qwen3.chunk_frames frames, not one piece at the end
+        assert sum(len(c) for c in chunks) == 24 * FRAME
