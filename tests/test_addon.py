@@ -108,7 +108,7 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
     options = {"voices": [], "default_voice": "mum", "default_media_players": ["media_player.kitchen",
                "media_player.hall"], "engine": "auto", "log_level": "debug", "cache_mb": 100,
                "mqtt_host": "broker.lan", "mqtt_port": 8883, "mqtt_username": "vc", "mqtt_password": "pw",
-               "mqtt_topic": "family_tts"}
+               "mqtt_topic": "family_tts", "download_models": ["pocket-tts-english"], "hf_token": "hf_x"}
     assert set(options) == set(config()["schema"])  # the test covers every option
     path = tmp_path / "voiceclone.yaml"
     addon.write_settings(addon.settings_from_options(options), path)
@@ -117,6 +117,7 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
     assert s.data_dir == Path("/data") and s.models_dir == Path("/data/models")
     assert s.speech.default_voice == "mum" and s.engine.name == "auto" and s.log_level == "DEBUG"
     assert s.cache.max_mb == 100
+    assert s.models.download == ["pocket-tts-english"] and s.models.hf_token == "hf_x"
     assert (s.mqtt.host, s.mqtt.port, s.mqtt.username, s.mqtt.password) == ("broker.lan", 8883, "vc", "pw")
     assert s.mqtt.base_topic == "family_tts"
     assert s.mqtt.default_target == "media_player.kitchen,media_player.hall"
