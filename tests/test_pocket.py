@@ -125,3 +125,22 @@ def test_package_config_is_made_local(tmp_path: Path) -> None:
     (folder / "tokenizer.json").unlink()
     with pytest.raises(EngineUnavailable, match=r"tokenizer\.json"):
         resolve_config(tmp_path / "pocket-tts-english", "english")
+
+
+def test_weights_are_streamed_in_exactly_and_mismatches_refused(tmp_path: Path, models_dir: Path) -> None:
+    import shutil
+
+    import safetensors.torch
+    import torch
+
+    engine = create_engine(pocket_settings(tmp_path, models_dir, **{"pocket.quantize": "false"}))
+    saved = safetensors.torch.load_file(str(models_dir / "pocket-tts-english" / "model.safetensors"))
+    state = engine.model.state_dict()
+    assert set(state) == set(saved)
+    assert all(torch.equal(state[k], saved[k]) for k in saved)  # every tensor, not random init
+    broken = tmp_path / "models" / "pocket-tts-english"
+    shutil.copytree(models_dir / "pocket-tts-english", broken)
+    saved.pop(next(iter(saved)))
+    safetensors.torch.save_file(saved, str(broken / "model.safetensors"))
+    with pytest.raises(EngineUnavailable, match="missing"):
+        create_engine(pocket_settings(tmp_path, tmp_path / "models"))
