@@ -232,7 +232,7 @@ def main() -> None:
     print(f"Pocket TTS, full-size random weights, {args.frames} frames per call, {args.runs} runs after a warm-up")
     print(
         "| configuration | load s | voice prompt s | first audio s | ratio | real-time factor | ratio | "
-        "peak RSS MB | final RSS MB |"
+        "peak RSS MiB | final RSS MiB |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:
