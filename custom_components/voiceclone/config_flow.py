@@ -23,9 +23,8 @@ class VoiceCloneConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         self._discovered: dict[str, Any] = {}
 
-    async def _probe(self, host: str, port: int, web_port: int) -> ServerInfo:
-        client = VoiceCloneClient(host, port, web_port, async_get_clientsession(self.hass))
-        return await client.describe()
+    def _client(self, host: str, port: int, web_port: int) -> VoiceCloneClient:
+        return VoiceCloneClient(host, port, web_port, async_get_clientsession(self.hass))
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
@@ -33,7 +32,7 @@ class VoiceCloneConfigFlow(ConfigFlow, domain=DOMAIN):
             host, port = user_input[CONF_HOST], user_input[CONF_PORT]
             await self.async_set_unique_id(f"{host}:{port}")
             self._abort_if_unique_id_configured()
-            client = VoiceCloneClient(host, port, user_input[CONF_WEB_PORT], async_get_clientsession(self.hass))
+            client = self._client(host, port, user_input[CONF_WEB_PORT])
             try:
                 await client.describe()
             except CannotConnect:
@@ -74,7 +73,7 @@ class VoiceCloneConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(f"{host}:{port}")
         self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web})
         try:
-            await self._probe(host, port, web)
+            await self._client(host, port, web).describe()
         except CannotConnect:
             return self.async_abort(reason="not_voiceclone")
         self._discovered = {CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web}
@@ -98,8 +97,8 @@ class VoiceCloneOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         if user_input is not None:
             return self.async_create_entry(data=user_input)
-        info: ServerInfo | None = getattr(self.config_entry, "runtime_data", None)
-        info = info.coordinator.data if info is not None else None
+        loaded = getattr(self.config_entry, "runtime_data", None)  # VoiceCloneData while the entry is set up
+        info: ServerInfo | None = loaded.coordinator.data if loaded is not None else None
         voices = {v.voice_id: v.name for v in info.voices} if info else {}
         languages = info.languages if info else []
         current = self.config_entry.options

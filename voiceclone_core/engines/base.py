@@ -76,6 +76,23 @@ class VoicePrompt:
         return hashlib.sha256(self.to_bytes()).hexdigest()[:16]
 
 
+def prompt_audio(sample: EnrollmentSample, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """The enrollment audio at ``sample_rate``, cut to ``max_seconds`` (EngineError if under one second)."""
+    from voiceclone_core import audio
+
+    x = audio.resample(np.asarray(sample.audio, np.float32), sample.sample_rate, sample_rate)
+    x = x[: int(max_seconds * sample_rate)]
+    if len(x) < sample_rate:
+        raise EngineError("the enrollment sample is shorter than one second")
+    return x
+
+
+def check_prompt(engine_name: str, prompt: VoicePrompt) -> None:
+    """EngineError unless ``prompt`` was prepared by the engine called ``engine_name``."""
+    if prompt.engine != engine_name:
+        raise EngineError(f"voice prompt was made by engine {prompt.engine!r}, not {engine_name!r}")
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A zero-shot cloning engine.

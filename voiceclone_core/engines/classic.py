@@ -26,6 +26,7 @@ from voiceclone_core.engines.base import (
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
+    check_prompt,
     register_engine,
 )
 
@@ -206,8 +207,7 @@ class ClassicEngine:
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Yield converted audio per sentence."""
-        if prompt.engine != self.name:
-            raise EngineError(f"voice prompt was made by engine {prompt.engine!r}, not {self.name!r}")
+        check_prompt(self.name, prompt)
         model = cv.ConversionModel.from_arrays(prompt.arrays)
         base = self._base(options.language)
         length_scale = float(model.length_scale[0]) / max(options.speed, 0.1)

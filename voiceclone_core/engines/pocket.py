@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from voiceclone_core import audio
 from voiceclone_core.engines.base import (
     EngineError,
     EngineUnavailable,
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
+    check_prompt,
+    prompt_audio,
     register_engine,
 )
 
@@ -186,10 +187,7 @@ class PocketEngine:
     # -- protocol ---------------------------------------------------------------------------------------------
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
         """Encode up to 30 s of the sample into the model's voice state (the transcript is not needed)."""
-        x = audio.resample(np.asarray(sample.audio, np.float32), sample.sample_rate, self.sample_rate)
-        x = x[: int(MAX_PROMPT_S * self.sample_rate)]
-        if len(x) < self.sample_rate:
-            raise EngineError("the enrollment sample is shorter than one second")
+        x = prompt_audio(sample, self.sample_rate, MAX_PROMPT_S)
         with self._lock:
             state = self.model.get_state_for_audio_prompt(self._torch.from_numpy(np.ascontiguousarray(x))[None])
         arrays = {
@@ -201,8 +199,7 @@ class PocketEngine:
 
     def synthesize(self, text: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Stream float32 audio frames (80 ms each) as the model produces them."""
-        if prompt.engine != self.name:
-            raise EngineError(f"voice prompt is for engine {prompt.engine!r}, not {self.name!r}")
+        check_prompt(self.name, prompt)
         if options.speed != 1.0:
             log.debug("pocket engine: speed %.2f is not supported; speaking at the model's own rate", options.speed)
         state = self._state(prompt)

@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voiceclone_core import audio, text
+from voiceclone_core import text
 from voiceclone_core.engines.base import (
     EngineError,
     EngineUnavailable,
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
+    check_prompt,
+    prompt_audio,
     register_engine,
 )
 
@@ -170,10 +172,7 @@ class Qwen3Engine:
     # -- protocol ---------------------------------------------------------------------------------------------
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
         """Speaker embedding, plus the sample's speech codes and transcript when there is one (ICL mode)."""
-        x = audio.resample(np.asarray(sample.audio, np.float32), sample.sample_rate, SAMPLE_RATE)
-        x = x[: int(MAX_PROMPT_S * SAMPLE_RATE)]
-        if len(x) < SAMPLE_RATE:
-            raise EngineError("the enrollment sample is shorter than one second")
+        x = prompt_audio(sample, SAMPLE_RATE, MAX_PROMPT_S)
         transcript = (sample.transcript or "").strip()
         # A transcript only describes the whole sample; when it was cut, in-context cloning would misalign.
         icl = bool(transcript) and len(sample.audio) / sample.sample_rate <= MAX_PROMPT_S
@@ -189,8 +188,7 @@ class Qwen3Engine:
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Float32 audio at 24 kHz: streamed every ``chunk_frames`` frames on CUDA, per text chunk elsewhere."""
-        if prompt.engine != self.name:
-            raise EngineError(f"voice prompt is for engine {prompt.engine!r}, not {self.name!r}")
+        check_prompt(self.name, prompt)
         family = text.language_family(options.language or "en")
         language = LANGUAGES.get(family)
         if language is None:
