@@ -27,7 +27,8 @@ fi
 stamp=.venv/.voiceclone-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[test,quality,bench,pocket,qwen3]"
-  # Qwen3-TTS's packages without their declared dependencies (gradio, a CUDA torch): see pyproject's qwen3 extra.
+  # Qwen3-TTS's package without its declared dependencies (gradio, a CUDA torch): see pyproject's qwen3 extra.
+  # faster-qwen3-tts is only the reference that benchmarks/gpu.py measures the engine against.
   .venv/bin/pip install -q --no-deps "qwen-tts-hf==0.1.1.post1" "faster-qwen3-tts==0.5.4"
   touch "$stamp"
 fi

@@ -1,6 +1,6 @@
 """The Qwen3-TTS engine with a tiny random 12 Hz Base checkpoint, loaded through the engine's real loading path.
 
-On CPU the engine runs the plain qwen-tts model; the faster-qwen3-tts (CUDA graphs) path is tested where CUDA is.
+The engine's batched decoder runs on the CPU here (float32); CUDA graphs and bf16 are tested where CUDA is.
 """
 
 from __future__ import annotations
@@ -119,13 +119,34 @@ def test_auto_passes_over_qwen3_without_cuda(tmp_path: Path, models_dir: Path) -
         assert name != "qwen3" and "qwen3: no CUDA device" in skipped
 
 
-@pytest.mark.skipif(not CUDA, reason="faster-qwen3-tts needs CUDA (CUDA graphs)")
-def test_cuda_streams_chunks_through_faster_qwen3_tts(tmp_path: Path, models_dir: Path) -> None:
+def test_concurrent_requests_share_decode_steps_through_the_service(tmp_path: Path, models_dir: Path,
+                                                                    speech_wav: Path) -> None:
+    settings = qwen_settings(tmp_path, models_dir, **{"qwen3.max_streams": "3", "qwen3.min_frames": "30",
+                                                      "qwen3.max_frames": "30"})
+    engine = create_engine(settings)
+    library = VoiceLibrary(settings.voices_dir, engine)
+    library.enroll("Mum", speech_wav, consent="Mum (test)", language="en")
+    service = SpeechService(settings, library, engine)
+
+    async def three() -> list[tuple[np.ndarray, int]]:
+        texts = ("The washing machine is done.", "Dinner is ready.", "洗衣机洗好了。")
+        return await asyncio.gather(*(service.synthesize(SpeechRequest(t, voice="mum", language=lang))
+                                      for t, lang in zip(texts, ("en", "en", "zh"), strict=True)))
+
+    try:
+        clips = asyncio.run(three())
+    finally:
+        service.close()
+    assert [len(clip) for clip, _ in clips] == [30 * FRAME] * 3
+    assert engine.decoder.peak_streams == 3  # one forward step served all three requests, not a queue
+
+
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+def test_cuda_streams_chunks_with_graphs(tmp_path: Path, models_dir: Path) -> None:
     engine = create_engine(qwen_settings(tmp_path, models_dir, "cuda", **{"qwen3.max_frames": "24",
                                                                            "qwen3.min_frames": "24"}))
-    assert "faster-qwen3-tts" in engine.backend
+    assert "CUDA graphs" in engine.backend
     for transcript in (None, "The quick brown fox jumps over the lazy dog."):
         prompt = engine.prepare(EnrollmentSample(speech(), 16000, "en", transcript))
         chunks = list(engine.synthesize("The washing machine is done.", prompt, SynthesisOptions(language="en")))
-        assert len(chunks) >= 3  # streamed every qwen3.chunk_frames frames, not one piece at the end
-        assert sum(len(c) for c in chunks) == 24 * FRAME
+        assert [len(c) for c in chunks] == [2 * FRAME] + [4 * FRAME] * 5 + [2 * FRAME]

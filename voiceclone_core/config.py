@@ -72,10 +72,16 @@ class Qwen3Settings:
     """Qwen3-TTS (NVIDIA GPU): which downloaded model, and how it streams."""
 
     model: str = "qwen3-tts-0.6b"
+    max_streams: int = 8
+    first_chunk_frames: int = 2
     chunk_frames: int = 4
     max_frames: int = 2048
     min_frames: int = 2
     max_seq_len: int = 2048
+    temperature: float = 0.9
+    top_k: int = 50
+    repetition_penalty: float = 1.05
+    cuda_graphs: bool = True
 
 
 @dataclass
@@ -333,6 +339,13 @@ def _validate(s: Settings) -> None:
             f"must be 0 or one of {_RATES}",
         ),
         ("cache.max_mb", s.cache.max_mb >= 0, "must be 0 or more"),
+        ("qwen3.max_streams", 1 <= s.qwen3.max_streams <= 64, "must be 1 to 64"),
+        ("qwen3.first_chunk_frames", s.qwen3.first_chunk_frames >= 1, "must be at least 1"),
+        ("qwen3.chunk_frames", s.qwen3.chunk_frames >= 1, "must be at least 1"),
+        ("qwen3.min_frames", 0 <= s.qwen3.min_frames <= s.qwen3.max_frames, "must be 0 to max_frames"),
+        ("qwen3.max_seq_len", s.qwen3.max_seq_len >= 64, "must be at least 64"),
+        ("qwen3.temperature", s.qwen3.temperature >= 0, "must be 0 (greedy) or more"),
+        ("qwen3.repetition_penalty", s.qwen3.repetition_penalty > 0, "must be above 0"),
         (
             "wyoming.uri",
             s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")),

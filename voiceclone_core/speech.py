@@ -185,9 +185,11 @@ class SpeechService:
         )
         library.subscribe(self._voice_changed)
         self.sample_rate = settings.speech.output_sample_rate or engine.sample_rate
-        workers = settings.speech.workers or (
-            1 if settings.engine.device != "cpu" else max(1, (os.cpu_count() or 2) // 2)
-        )
+        if getattr(engine, "batches_streams", False):  # concurrent requests share its forward steps
+            default_workers = engine.max_concurrency
+        else:
+            default_workers = 1 if settings.engine.device != "cpu" else max(1, (os.cpu_count() or 2) // 2)
+        workers = settings.speech.workers or default_workers
         workers = min(workers, getattr(engine, "max_concurrency", workers))  # e.g. a model that is not thread-safe
         self._cond = threading.Condition()
         self._heap: list[tuple[int, int, _Job]] = []

@@ -1,13 +1,14 @@
-"""Qwen3-TTS 12 Hz Base: zero-shot cloning, streamed from an NVIDIA GPU through faster-qwen3-tts.
+"""Qwen3-TTS 12 Hz Base: zero-shot cloning, streamed from an NVIDIA GPU, concurrent requests batched.
 
 The checkpoint is read from ``<models_dir>/<qwen3.model>/`` only (``voiceclone models download qwen3-tts-0.6b``;
 the hub is switched off while loading). ``prepare`` runs once per voice: with a transcript of the enrollment
 sample it keeps the sample's speech codes and text for in-context cloning (closest clone), without one only the
 speaker embedding (x-vector mode). Both are saved with the voice, so synthesis never re-reads reference audio.
 
-On CUDA the faster-qwen3-tts backend (CUDA graphs, bf16, warmed up at start) yields audio every ``chunk_frames``
-codec frames (80 ms each). Elsewhere (CPU: tests, or a machine without a GPU) the plain qwen-tts model generates
-each text chunk whole — correct but far slower than real time, so ``auto`` never picks it without CUDA.
+Synthesis builds the talker's prompt here and hands it to the engine's ``BatchDecoder`` (``qwen3_batch``): one
+decode loop in which every active request advances by one codec frame per forward step, with CUDA graphs per batch
+size and bf16 on a GPU. Audio comes every ``chunk_frames`` frames (80 ms each). The same loop runs on the CPU in
+float32 (tests, machines without a GPU) far slower than real time, so ``auto`` never picks qwen3 without CUDA.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from voiceclone_core.engines.base import (
 
 if TYPE_CHECKING:
     from voiceclone_core.config import Settings
+    from voiceclone_core.engines.qwen3_batch import StreamInput
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def model_folder(settings: Settings) -> Path:
 
 def probe(settings: Settings) -> str | None:
     """Why the qwen3 engine cannot run here (None: it can), without loading it."""
-    if importlib.util.find_spec("qwen_tts") is None or importlib.util.find_spec("faster_qwen3_tts") is None:
+    if importlib.util.find_spec("qwen_tts") is None:
         return "the Qwen3-TTS packages are not installed (extra: qwen3)"
     if not _cuda_available():
         return "no CUDA device"
@@ -116,11 +118,12 @@ def probe(settings: Settings) -> str | None:
 
 
 class Qwen3Engine:
-    """Qwen3-TTS Base behind the engine protocol."""
+    """Qwen3-TTS Base behind the engine protocol; concurrent requests share one batched decode loop."""
 
     name = "qwen3"
     sample_rate = SAMPLE_RATE
     languages = tuple(LANGUAGES)
+    batches_streams = True  # the speech service gives it one worker per stream slot
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.qwen3
@@ -138,35 +141,42 @@ class Qwen3Engine:
             from qwen_tts import Qwen3TTSModel  # type: ignore[import-not-found]
         except ImportError as exc:
             raise EngineUnavailable(f"the qwen3 engine needs the Qwen3-TTS packages (extra: qwen3): {exc}") from exc
+        from voiceclone_core.engines.qwen3_batch import BatchDecoder, Sampling
+
         self._torch = torch
         device = settings.engine.device
-        self.chunk_frames = cfg.chunk_frames
-        self.max_frames = cfg.max_frames
-        self.min_frames = cfg.min_frames
+        cuda = device.startswith("cuda")
+        if cuda and not torch.cuda.is_available():
+            raise EngineUnavailable(f"engine.device is {device!r} but CUDA is not available")
+        self.max_frames, self.min_frames = cfg.max_frames, cfg.min_frames
+        self.max_concurrency = cfg.max_streams
         self.version = f"{ENGINE_VERSION}+{folder.name}"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # prepare (speaker encoder, codec encoder) runs one at a time
         try:
-            if device.startswith("cuda"):
-                if not torch.cuda.is_available():
-                    raise EngineUnavailable(f"engine.device is {device!r} but CUDA is not available")
-                from faster_qwen3_tts import FasterQwen3TTS  # type: ignore[import-not-found]
-
-                self.fast = FasterQwen3TTS.from_pretrained(
-                    str(folder), device=device, dtype=torch.bfloat16, max_seq_len=cfg.max_seq_len
-                )
-                self.fast.warmup()  # CUDA-graph capture now, not on the first request
-                self.base = self.fast.model
-                self.backend = "faster-qwen3-tts (CUDA graphs, bf16)"
-            else:
-                self.fast = None
-                self.base = Qwen3TTSModel.from_pretrained(
-                    str(folder), device_map=device, dtype=torch.float32, local_files_only=True
-                )
-                self.backend = f"qwen-tts on {device} (whole chunks, slower than real time)"
-        except EngineUnavailable:
-            raise
+            self.base = Qwen3TTSModel.from_pretrained(
+                str(folder), device_map=device, dtype=torch.bfloat16 if cuda else torch.float32,
+                attn_implementation="sdpa", local_files_only=True,
+            )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineUnavailable(f"Qwen3-TTS model in {folder} does not load: {exc}") from exc
+        self.decoder = BatchDecoder(
+            self.base.model,
+            slots=cfg.max_streams,
+            max_seq_len=cfg.max_seq_len,
+            chunk_frames=cfg.chunk_frames,
+            first_chunk_frames=cfg.first_chunk_frames,
+            talker_sampling=Sampling(cfg.temperature, cfg.top_k, cfg.repetition_penalty),
+            predictor_sampling=Sampling(cfg.temperature, cfg.top_k),
+            graphs=cuda and cfg.cuda_graphs,
+        )
+        self.backend = f"batched decoding of up to {cfg.max_streams} streams on {device}"
+        if cuda and cfg.cuda_graphs:
+            try:
+                self.decoder.warmup()  # graph capture now, not on the first request
+                self.backend += " (CUDA graphs, bf16)"
+            except RuntimeError as exc:
+                log.warning("qwen3 engine: CUDA graph capture failed, decoding without graphs: %s", exc)
+                self.decoder.graphs = None
         log.info("qwen3 engine: %s, model %s", self.backend, folder.name)
 
     # -- protocol ---------------------------------------------------------------------------------------------
@@ -187,7 +197,7 @@ class Qwen3Engine:
         return VoicePrompt(self.name, self.version, arrays, meta)
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        """Float32 audio at 24 kHz: streamed every ``chunk_frames`` frames on CUDA, per text chunk elsewhere."""
+        """Float32 audio at 24 kHz, streamed every ``chunk_frames`` codec frames (80 ms each)."""
         check_prompt(self.name, prompt)
         family = text.language_family(options.language or "en")
         language = LANGUAGES.get(family)
@@ -195,37 +205,65 @@ class Qwen3Engine:
             raise EngineError(f"Qwen3-TTS does not speak {options.language!r}")
         if options.speed != 1.0:
             log.debug("qwen3 engine: speed %.2f is not supported; speaking at the model's own rate", options.speed)
-        items = self._voice_clone_prompt(prompt)
-        generation = {"max_new_tokens": self.max_frames, "min_new_tokens": self.min_frames}
-        with self._lock, self._torch.inference_mode():
-            if self.fast is not None:
-                stream = self.fast.generate_voice_clone_streaming(
-                    words,
-                    language,
-                    voice_clone_prompt=items,
-                    chunk_size=self.chunk_frames,
-                    **generation,
-                )
-                for chunk, _sr, _timing in stream:
-                    yield np.asarray(chunk, np.float32).reshape(-1)
-            else:
-                wavs, _sr = self.base.generate_voice_clone(words, language, voice_clone_prompt=items, **generation)
-                yield np.asarray(wavs[0], np.float32).reshape(-1)
+        with self._torch.inference_mode():
+            request = self._stream_input(words, language, prompt)
+        try:
+            yield from self.decoder.stream(request)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
+
+    def close(self) -> None:
+        self.decoder.close()
 
     # -- internals --------------------------------------------------------------------------------------------
-    def _voice_clone_prompt(self, prompt: VoicePrompt) -> list[Any]:
-        """The saved prompt as the package's prompt item (both backends take a list of them)."""
-        from qwen_tts.inference.qwen3_tts_model import VoiceClonePromptItem  # type: ignore[import-not-found]
+    def _stream_input(self, words: str, language: str, prompt: VoicePrompt) -> StreamInput:
+        """The talker's prompt for ``words`` in the saved voice: role, codec tags with the speaker, first text.
 
-        device = self.base.device
+        Streaming text mode: the rest of the text is fed one token per generated frame (``trailing``). In ICL mode
+        the reference transcript and codes are interleaved by the model's own ``generate_icl_prompt``.
+        """
+        from voiceclone_core.engines.qwen3_batch import StreamInput
+
+        torch = self._torch
+        model, wrapper = self.base.model, self.base
+        config, talker = model.config, model.talker
+        tc = config.talker_config
+        device = talker.device
+
+        def text_embed(ids: Any) -> Any:
+            return talker.text_projection(talker.get_text_embeddings()(ids))
+
+        def codec_embed(ids: list[int]) -> Any:
+            return talker.get_input_embeddings()(torch.tensor([ids], device=device))
+
+        ids = wrapper._tokenize_texts([wrapper._build_assistant_text(words)])[0]
+        specials = torch.tensor([[config.tts_bos_token_id, config.tts_eos_token_id, config.tts_pad_token_id]],
+                                device=device)
+        bos, eos, pad = text_embed(specials).chunk(3, dim=1)  # each [1, 1, hidden]
         try:
-            speaker = self._torch.from_numpy(np.array(prompt.arrays["speaker"])).to(device, self.base.model.dtype)
+            speaker = torch.from_numpy(np.array(prompt.arrays["speaker"])).to(device, talker.dtype)
         except KeyError:
             raise EngineError("voice prompt has no Qwen3-TTS speaker embedding; re-enroll the voice") from None
-        icl = prompt.meta.get("mode") == "icl" and "codes" in prompt.arrays
-        codes = self._torch.from_numpy(np.array(prompt.arrays["codes"], np.int64)).to(device) if icl else None
-        transcript = prompt.meta.get("transcript") if icl else None
-        return [VoiceClonePromptItem(codes, speaker, not icl, icl, transcript)]
+        tags = codec_embed([tc.codec_think_id, tc.codec_think_bos_id, tc.codec_language_id[language.lower()],
+                            tc.codec_think_eos_id])
+        codec = torch.cat([tags, speaker.view(1, 1, -1), codec_embed([tc.codec_pad_id, tc.codec_bos_id])], dim=1)
+        # the codec prefix under text pads ending in text-BOS; its last position joins the first text token
+        head = torch.cat([pad.expand(-1, codec.shape[1] - 2, -1), bos], dim=1) + codec[:, :-1]
+        prefill = torch.cat([text_embed(ids[:, :3]), head], dim=1)  # "<|im_start|>assistant\n" + codec prefix
+        context = None
+        if prompt.meta.get("mode") == "icl" and "codes" in prompt.arrays:
+            codes = torch.from_numpy(np.array(prompt.arrays["codes"], np.int64)).to(device)
+            ref_ids = wrapper._tokenize_texts([wrapper._build_ref_text(prompt.meta.get("transcript", ""))])[0]
+            icl, trailing = model.generate_icl_prompt(
+                text_id=ids[:, 3:-5], ref_id=ref_ids[:, 3:-2], ref_code=codes, tts_pad_embed=pad,
+                tts_eos_embed=eos, non_streaming_mode=False,
+            )
+            prefill = torch.cat([prefill, icl], dim=1)
+            context = codes
+        else:
+            prefill = torch.cat([prefill, text_embed(ids[:, 3:4]) + codec[:, -1:]], dim=1)
+            trailing = torch.cat([text_embed(ids[:, 4:-5]), eos], dim=1)
+        return StreamInput(prefill[0], trailing[0], pad[0, 0], context, self.max_frames, self.min_frames)
 
 
 register_engine("qwen3", Qwen3Engine, probe=probe, auto_rank=10)
