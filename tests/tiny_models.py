@@ -139,11 +139,13 @@ def _save_hf(model, folder: Path) -> None:
         safetensors.torch.save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
-def build_qwen3(folder: Path, seed: int = 0) -> Path:
+def build_qwen3(folder: Path, seed: int = 0, full: bool = False) -> Path:
     """A random Qwen3-TTS 12 Hz Base checkpoint in ``folder``: talker, text tokenizer, 12 Hz speech tokenizer.
 
     Every shape the package hard-codes is kept (24 kHz, 1920-sample frames, 16 codebooks of 2048, codec special
-    ids from 2048, 128-bin mels); the widths shrink to a few dozen.
+    ids from 2048, 128-bin mels); the widths shrink to a few dozen. ``full``: the released 0.6B-Base sizes
+    (915 M + 154 M parameters, as quoted in research/h100-qwen3-anchor.md) for benchmarks; the text tokenizer stays
+    small (about one token per word) but the text embedding keeps its 151,936 rows.
     """
     import json
 
@@ -170,24 +172,34 @@ def build_qwen3(folder: Path, seed: int = 0) -> Path:
     Qwen3TTSProcessor(tokenizer=tokenizer).save_pretrained(folder)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
 
-    hidden, head_dim = 32, 16
+    if full:
+        width = dict(hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8,
+                     head_dim=128)
+        talker_layers, predictor_layers, text_hidden, text_vocab = 28, 5, 2048, 151936
+        mrope = [24, 20, 20]
+        speaker = dict(mel_dim=128, enc_dim=1024, enc_channels=[512, 512, 512, 512, 1536],
+                       enc_kernel_sizes=[5, 3, 3, 3, 1], enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=128,
+                       enc_res2net_scale=8, enc_se_channels=128, sample_rate=24000)
+    else:
+        width = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_key_value_heads=1,
+                     head_dim=16)
+        talker_layers, predictor_layers, text_hidden, text_vocab = 1, 1, 32, len(tokenizer)
+        mrope = [4, 2, 2]
+        speaker = dict(mel_dim=128, enc_dim=32, enc_channels=[16, 16, 16, 16, 48], enc_kernel_sizes=[5, 3, 3, 3, 1],
+                       enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=8, enc_res2net_scale=4,
+                       enc_se_channels=8, sample_rate=24000)
     talker = dict(
-        code_predictor_config=dict(vocab_size=2048, hidden_size=hidden, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=2, num_key_value_heads=1, head_dim=head_dim,
-                                   num_code_groups=16, max_position_embeddings=64),
-        vocab_size=3072, hidden_size=hidden, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=head_dim, num_code_groups=16, text_hidden_size=hidden,
-        text_vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=1000000,
-        rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2], "interleaved": True},
+        code_predictor_config=dict(vocab_size=2048, num_hidden_layers=predictor_layers, num_code_groups=16,
+                                   max_position_embeddings=64, **width),
+        vocab_size=3072, num_hidden_layers=talker_layers, num_code_groups=16, text_hidden_size=text_hidden,
+        text_vocab_size=text_vocab, max_position_embeddings=4096, rope_theta=1000000,
+        rope_scaling={"rope_type": "default", "mrope_section": mrope, "interleaved": True},
         codec_eos_token_id=2150, codec_pad_id=2148, codec_bos_id=2149, codec_think_id=2154, codec_nothink_id=2155,
         codec_think_bos_id=2156, codec_think_eos_id=2157, spk_id={}, spk_is_dialect={},
-        codec_language_id=QWEN_CODEC_LANGUAGES)
-    speaker = dict(mel_dim=128, enc_dim=hidden, enc_channels=[16, 16, 16, 16, 48], enc_kernel_sizes=[5, 3, 3, 3, 1],
-                   enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=8, enc_res2net_scale=4, enc_se_channels=8,
-                   sample_rate=24000)
+        codec_language_id=QWEN_CODEC_LANGUAGES, **width)
     config = Qwen3TTSConfig(
         talker_config=talker, speaker_encoder_config=speaker, tokenizer_type="qwen3_tts_tokenizer_12hz",
-        tts_model_size="tiny", tts_model_type="base", im_start_token_id=ids["<|im_start|>"],
+        tts_model_size="0b6" if full else "tiny", tts_model_type="base", im_start_token_id=ids["<|im_start|>"],
         im_end_token_id=ids["<|im_end|>"], tts_pad_token_id=ids["<|tts_pad|>"],
         tts_bos_token_id=ids["<|tts_text_bos|>"], tts_eos_token_id=ids["<|tts_text_eod|>"])
     with _RopeTheta():
@@ -210,15 +222,26 @@ def build_qwen3(folder: Path, seed: int = 0) -> Path:
         subtalker_top_k=50, subtalker_top_p=1.0, subtalker_temperature=0.9, max_new_tokens=8)))
 
     speech = folder / "speech_tokenizer"
-    encoder = dict(sampling_rate=24000, hidden_size=16, num_filters=2, num_residual_layers=1,
-                   upsampling_ratios=[8, 6, 5, 4], codebook_size=2048, codebook_dim=8, num_quantizers=16,
-                   vector_quantization_hidden_dimension=8, num_semantic_quantizers=1, upsample_groups=16,
-                   num_hidden_layers=1, intermediate_size=32, num_attention_heads=2, num_key_value_heads=2,
-                   head_dim=8, sliding_window=250, max_position_embeddings=8000)
-    decoder = dict(codebook_size=2048, codebook_dim=8, hidden_size=16, latent_dim=16, num_attention_heads=2,
-                   num_key_value_heads=2, head_dim=8, intermediate_size=32, num_hidden_layers=1, num_quantizers=16,
-                   upsample_rates=[8, 5, 4, 3], upsampling_ratios=[2, 2], decoder_dim=32, sliding_window=72,
-                   max_position_embeddings=8000)
+    if full:
+        encoder = dict(sampling_rate=24000, hidden_size=512, num_filters=64, num_residual_layers=1,
+                       upsampling_ratios=[8, 6, 5, 4], codebook_size=2048, codebook_dim=256, num_quantizers=32,
+                       vector_quantization_hidden_dimension=256, num_semantic_quantizers=1, upsample_groups=512,
+                       num_hidden_layers=8, intermediate_size=2048, num_attention_heads=8, num_key_value_heads=8,
+                       head_dim=64, sliding_window=250, max_position_embeddings=8000)
+        decoder = dict(codebook_size=2048, codebook_dim=512, hidden_size=512, latent_dim=1024, num_attention_heads=16,
+                       num_key_value_heads=16, head_dim=64, intermediate_size=1024, num_hidden_layers=8,
+                       num_quantizers=16, upsample_rates=[8, 5, 4, 3], upsampling_ratios=[2, 2], decoder_dim=1536,
+                       sliding_window=72, max_position_embeddings=8000)
+    else:
+        encoder = dict(sampling_rate=24000, hidden_size=16, num_filters=2, num_residual_layers=1,
+                       upsampling_ratios=[8, 6, 5, 4], codebook_size=2048, codebook_dim=8, num_quantizers=16,
+                       vector_quantization_hidden_dimension=8, num_semantic_quantizers=1, upsample_groups=16,
+                       num_hidden_layers=1, intermediate_size=32, num_attention_heads=2, num_key_value_heads=2,
+                       head_dim=8, sliding_window=250, max_position_embeddings=8000)
+        decoder = dict(codebook_size=2048, codebook_dim=8, hidden_size=16, latent_dim=16, num_attention_heads=2,
+                       num_key_value_heads=2, head_dim=8, intermediate_size=32, num_hidden_layers=1, num_quantizers=16,
+                       upsample_rates=[8, 5, 4, 3], upsampling_ratios=[2, 2], decoder_dim=32, sliding_window=72,
+                       max_position_embeddings=8000)
     speech_config = Qwen3TTSTokenizerV2Config(
         encoder_config=encoder, decoder_config=decoder, encoder_valid_num_quantizers=16, input_sample_rate=24000,
         output_sample_rate=24000, decode_upsample_rate=1920, encode_downsample_rate=1920)
