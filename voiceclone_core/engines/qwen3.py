@@ -174,7 +174,7 @@ class Qwen3Engine:
             try:
                 self.decoder.warmup()  # graph capture now, not on the first request
                 self.backend += " (CUDA graphs, bf16)"
-            except RuntimeError as exc:
+            except Exception as exc:  # any capture failure: keep serving without graphs
                 log.warning("qwen3 engine: CUDA graph capture failed, decoding without graphs: %s", exc)
                 self.decoder.graphs = None
         log.info("qwen3 engine: %s, model %s", self.backend, folder.name)

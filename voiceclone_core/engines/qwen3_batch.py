@@ -220,6 +220,8 @@ class BatchDecoder:
                 self._thread.start()
 
     def _run(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # this thread's kernels (and graph replays) go to the model's GPU
         with torch.inference_mode():
             while not self._closed:
                 try:
