@@ -76,11 +76,11 @@ def prompts(engine):
             "icl": engine.prepare(EnrollmentSample(speech(260.0), 16000, "en", TRANSCRIPT))}
 
 
-def decoder(engine, slots: int, **extra) -> RecordingDecoder:
-    greedy = Sampling(0.0, 50, 1.05)
-    return RecordingDecoder(engine.base.model, slots=slots, max_seq_len=extra.pop("max_seq_len", 512),
-                            chunk_frames=4, first_chunk_frames=2, talker_sampling=greedy,
-                            predictor_sampling=Sampling(0.0, 50), **extra)
+def decoder(engine, slots: int, cls: type[RecordingDecoder] = RecordingDecoder, **extra) -> RecordingDecoder:
+    """A greedy decoder on ``engine``'s model (the engine's own keeps the published sampling)."""
+    return cls(engine.base.model, slots=slots, max_seq_len=extra.pop("max_seq_len", 512), chunk_frames=4,
+               first_chunk_frames=2, talker_sampling=Sampling(0.0, 50, 1.05), predictor_sampling=Sampling(0.0, 50),
+               **extra)
 
 
 def request(engine, words: str, language: str, prompt, frames: int) -> StreamInput:
@@ -187,8 +187,7 @@ def test_a_failing_step_fails_its_streams_not_the_loop(engine, prompts) -> None:
                 raise RuntimeError("simulated CUDA error")
             return super()._predict(hidden, first)
 
-    d = Flaky(engine.base.model, slots=2, max_seq_len=512, chunk_frames=4, first_chunk_frames=2,
-              talker_sampling=Sampling(0.0), predictor_sampling=Sampling(0.0))
+    d = decoder(engine, slots=2, cls=Flaky)
     with pytest.raises(RuntimeError, match="simulated"):
         list(d.stream(request(engine, "Hello.", "English", prompts["x-vector"], 6)))
     assert sum(len(c) for c in d.stream(request(engine, "Hello.", "English", prompts["x-vector"], 6))) == 6 * FRAME
@@ -222,18 +221,18 @@ def test_slot_cache_writes_each_row_at_its_own_position() -> None:
     cache = SlotCache(layers=1, slots=3, kv_heads=1, length=6, head_dim=2, dtype=torch.float32,
                       device=torch.device("cpu"))
     key = torch.tensor([[[[1.0, 1.0]]], [[[2.0, 2.0]]]])  # [B=2, heads, T=1, dim]
-    cache.bind(torch.arange(2), torch.tensor([4, 1]), packed=True)
+    cache.bind(torch.arange(2), torch.tensor([[4], [1]]), packed=True)
     keys, _ = cache.update(key, key * 10, 0)
     assert keys.shape == (2, 1, 6, 2)  # a view of the packed rows
     assert keys[0, 0, 4].tolist() == [1.0, 1.0] and keys[1, 0, 1].tolist() == [2.0, 2.0]
     assert keys[0, 0, :4].abs().sum() == 0 and cache.values[0][1, 0, 1].tolist() == [20.0, 20.0]
     prefill = torch.arange(6.0).view(1, 1, 3, 2)  # one row, three tokens, into slot 2
-    cache.bind(torch.tensor([2]), torch.tensor([0]), packed=False)
+    cache.bind(torch.tensor([2]), torch.tensor([[0, 1, 2]]), packed=False)
     keys, _ = cache.update(prefill, prefill, 0)
     assert keys.shape == (1, 1, 6, 2) and torch.equal(keys[0, 0, :3], prefill[0, 0])
     cache.move(2, 0, 3)
     assert torch.equal(cache.keys[0][0, 0, :3], prefill[0, 0])
-    mask = causal_mask(torch.tensor([4, 1]), 1, 6, torch.float32)
+    mask = causal_mask(torch.tensor([[4], [1]]), 6, torch.float32)
     assert (mask[0, 0, 0] == 0).tolist() == [True] * 5 + [False]
     assert (mask[1, 0, 0] == 0).tolist() == [True, True] + [False] * 4
 
@@ -257,10 +256,8 @@ def test_cuda_graphs_decode_the_same_codes_as_eager(tmp_path: Path) -> None:
         "engine.device": "cuda", "qwen3.temperature": "0", "qwen3.max_streams": "4"})
     gpu = create_engine(settings)
     assert "CUDA graphs" in gpu.backend and gpu.decoder.graphs is not None and gpu.decoder.graphs.ready
-    kwargs = dict(slots=4, max_seq_len=512, chunk_frames=4, first_chunk_frames=2,
-                  talker_sampling=Sampling(0.0, 50, 1.05), predictor_sampling=Sampling(0.0))
-    eager = RecordingDecoder(gpu.base.model, **kwargs)
-    graphed = RecordingDecoder(gpu.base.model, graphs=True, **kwargs)
+    eager = decoder(gpu, slots=4)
+    graphed = decoder(gpu, slots=4, graphs=True)
     graphed.warmup()
     prompt = gpu.prepare(EnrollmentSample(speech(), 16000, "en", TRANSCRIPT))
     requests = [request(gpu, f"Stream number {i} is speaking now.", "English", prompt, 16 + i) for i in range(4)]

@@ -105,14 +105,17 @@ def model_folder(settings: Settings) -> Path:
     return settings.resolved_models_dir / settings.qwen3.model
 
 
+def _missing_files(folder: Path) -> list[str]:
+    return [f for f in REQUIRED_FILES if not (folder / f).is_file()]
+
+
 def probe(settings: Settings) -> str | None:
     """Why the qwen3 engine cannot run here (None: it can), without loading it."""
     if importlib.util.find_spec("qwen_tts") is None:
         return "the Qwen3-TTS packages are not installed (extra: qwen3)"
     if not _cuda_available():
         return "no CUDA device"
-    missing = [f for f in REQUIRED_FILES if not (model_folder(settings) / f).is_file()]
-    if missing:
+    if _missing_files(model_folder(settings)):
         return f"weights not installed (voiceclone models download {settings.qwen3.model})"
     return None
 
@@ -128,7 +131,7 @@ class Qwen3Engine:
     def __init__(self, settings: Settings) -> None:
         cfg = settings.qwen3
         folder = model_folder(settings)
-        missing = [f for f in REQUIRED_FILES if not (folder / f).is_file()]
+        missing = _missing_files(folder)
         if missing:
             raise EngineUnavailable(
                 f"Qwen3-TTS files missing in {folder}: {', '.join(missing)} "

@@ -49,15 +49,13 @@ def sample(logits: torch.Tensor, how: Sampling) -> torch.Tensor:
     return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
 
 
-def causal_mask(starts: torch.Tensor, steps: int, length: int, dtype: torch.dtype,
-                window: int | None = None) -> torch.Tensor:
-    """Additive mask [B, 1, steps, length]: row b's query t sees keys 0..starts[b]+t (within ``window``)."""
-    keys = torch.arange(length, device=starts.device)
-    query = starts[:, None] + torch.arange(steps, device=starts.device)  # [B, T]
-    allowed = keys[None, None, :] <= query[:, :, None]
+def causal_mask(positions: torch.Tensor, length: int, dtype: torch.dtype, window: int | None = None) -> torch.Tensor:
+    """Additive mask [B, 1, T, length]: the query at ``positions[b, t]`` sees keys up to it (within ``window``)."""
+    keys = torch.arange(length, device=positions.device)
+    allowed = keys[None, None, :] <= positions[:, :, None]
     if window is not None:
-        allowed &= keys[None, None, :] > query[:, :, None] - window
-    zero = torch.zeros((), dtype=dtype, device=starts.device)
+        allowed &= keys[None, None, :] > positions[:, :, None] - window
+    zero = torch.zeros((), dtype=dtype, device=positions.device)
     return torch.where(allowed, zero, torch.finfo(dtype).min).unsqueeze(1)
 
 
@@ -65,8 +63,8 @@ class SlotCache(Cache):
     """Static keys/values for ``slots`` sequences; each bound row writes at its own position.
 
     Of transformers' cache interface it implements the one method the attention layers call (``update``).
-    ``bind`` says which slots the next forward pass is for and where each row's new tokens go; when the rows are
-    the packed prefix ``0..B-1`` the attention reads views of the cache.
+    ``bind`` says which slots the next forward pass is for and the positions [B, T] its new tokens go to; when the
+    rows are the packed prefix ``0..B-1`` the attention reads views of the cache.
     """
 
     def __init__(self, layers: int, slots: int, kv_heads: int, length: int, head_dim: int,
@@ -77,20 +75,18 @@ class SlotCache(Cache):
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.length = length
         self._rows = torch.zeros(1, dtype=torch.long, device=device)
-        self._starts = torch.zeros(1, dtype=torch.long, device=device)
+        self._positions = torch.zeros(1, 1, dtype=torch.long, device=device)
         self._packed = True
 
-    def bind(self, rows: torch.Tensor, starts: torch.Tensor, packed: bool) -> None:
-        self._rows, self._starts, self._packed = rows, starts, packed
+    def bind(self, rows: torch.Tensor, positions: torch.Tensor, packed: bool) -> None:
+        self._rows, self._positions, self._packed = rows, positions, packed
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int,
                cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = key.shape[2]
-        where = self._starts[:, None] + torch.arange(steps, device=key.device)  # [B, T]
         rows = self._rows[:, None]
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        keys[rows, :, where] = key.transpose(1, 2)  # advanced indices first: [B, T, heads, dim]
-        values[rows, :, where] = value.transpose(1, 2)
+        keys[rows, :, self._positions] = key.transpose(1, 2)  # advanced indices first: [B, T, heads, dim]
+        values[rows, :, self._positions] = value.transpose(1, 2)
         if self._packed:
             return keys[: key.shape[0]], values[: key.shape[0]]
         return keys[self._rows], values[self._rows]
@@ -278,15 +274,20 @@ class BatchDecoder:
         self.seen[item.slot] = False
         item.token = int(self._next_tokens(hidden[:, -1], [item])[0])
 
+    def _bind(self, cache: SlotCache, rows: torch.Tensor, starts: torch.Tensor, steps: int, packed: bool,
+              window: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point ``cache`` at ``rows`` for ``steps`` new tokens from ``starts``: their positions [B, T] and mask."""
+        positions = starts[:, None] + torch.arange(steps, device=self.device)
+        cache.bind(rows, positions, packed)
+        return positions, causal_mask(positions, cache.length, self.dtype, window)
+
     def _talker(self, embeds: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor, packed: bool) -> torch.Tensor:
         """The talker over ``embeds`` [B, T, hidden] for cache ``rows`` whose new tokens start at ``starts``."""
-        steps = embeds.shape[1]
-        self.cache.bind(rows, starts, packed)
-        positions = starts[:, None] + torch.arange(steps, device=self.device)
+        positions, mask = self._bind(self.cache, rows, starts, embeds.shape[1], packed, self.window)
         out = self.talker.model(
             inputs_embeds=embeds,
-            attention_mask=causal_mask(starts, steps, self.cache.length, self.dtype, self.window),
-            position_ids=positions[None].expand(3, -1, -1),
+            attention_mask=mask,
+            position_ids=positions[None].expand(3, -1, -1),  # the same position in all three RoPE sections
             past_key_values=self.cache,
             cache_position=positions[0],
             use_cache=True,
@@ -310,8 +311,7 @@ class BatchDecoder:
 
     def _step(self) -> None:
         items = self._active
-        batch = len(items)
-        self.peak_streams = max(self.peak_streams, batch)
+        self.peak_streams = max(self.peak_streams, len(items))
         first = torch.tensor([s.token for s in items], device=self.device)
         hidden = torch.stack([s.hidden for s in items])
         codes = self._predict(hidden, first)  # [B, groups-1]
@@ -320,11 +320,7 @@ class BatchDecoder:
         for group in range(self.groups - 1):
             embeds = embeds + self.predictor.model.codec_embedding[group](codes[:, group])
         embeds = embeds + torch.stack([s.text_at(s.step) for s in items])
-        starts = torch.tensor([s.position for s in items], device=self.device)
-        if self.graphs is not None and self.graphs.ready:
-            out = self.graphs.talker(embeds, starts)
-        else:
-            out = self._talker(embeds[:, None], torch.arange(batch, device=self.device), starts, packed=True)[:, -1]
+        out = self._talker_step(embeds, torch.tensor([s.position for s in items], device=self.device))
         for index, item in enumerate(items):
             item.frames.append(frames[index])
             item.step += 1
@@ -343,9 +339,20 @@ class BatchDecoder:
             item.audio.put(_END)
             self._release(item)
 
+    @property
+    def _graphed(self) -> bool:
+        return self.graphs is not None and self.graphs.ready
+
+    def _talker_step(self, embeds: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """One talker step for the packed active rows: next inputs [B, hidden] at ``starts`` -> hidden [B, hidden]."""
+        if self._graphed:
+            return self.graphs.talker(embeds, starts)
+        rows = torch.arange(embeds.shape[0], device=self.device)
+        return self._talker(embeds[:, None], rows, starts, packed=True)[:, -1]
+
     def _predict(self, hidden: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """The residual codebooks [B, groups-1] for each stream's frame, all streams in one pass per codebook."""
-        if self.graphs is not None and self.graphs.ready:
+        if self._graphed:
             return self.graphs.predict(hidden, first)
         return self._predict_eager(hidden, first)
 
@@ -367,10 +374,7 @@ class BatchDecoder:
         return torch.stack(codes, dim=1)
 
     def _predictor_forward(self, x: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        steps = x.shape[1]
-        self.predictor_cache.bind(rows, starts, packed=True)
-        mask = causal_mask(starts, steps, self.predictor_cache.length, self.dtype)
-        positions = starts[:, None] + torch.arange(steps, device=self.device)
+        positions, mask = self._bind(self.predictor_cache, rows, starts, x.shape[1], packed=True)
         out = self.predictor.model(
             inputs_embeds=x,
             attention_mask={"full_attention": mask, "sliding_attention": mask},
@@ -402,7 +406,7 @@ class BatchDecoder:
             wav = self.codec_decoder(codes).float()[:, 0]
             for (item, window, new), audio in zip(group, wav, strict=True):
                 start = (window.shape[0] - new) * self.upsample
-                item.audio.put(audio[start:].cpu().numpy().astype(np.float32))
+                item.audio.put(audio[start:].cpu().numpy())  # float32 already
 
 
 class _Graphs:
@@ -430,7 +434,6 @@ class _Graphs:
                 first = torch.zeros(batch, dtype=torch.long, device=d.device)
                 self._predictor[batch] = (*self._record(
                     lambda h=hidden, f=first: d._predict_eager(h, f)), hidden, first)
-        d.seen.zero_()
         self.ready = True
 
     def _record(self, fn: Any) -> tuple[Any, torch.Tensor]:
