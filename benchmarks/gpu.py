@@ -69,9 +69,8 @@ def child(args: argparse.Namespace) -> dict:
     import torch
 
     from voiceclone_core.config import load_settings
-    from voiceclone_core.engines.base import create_engine
-    from voiceclone_core.speech import SpeechRequest, SpeechService
-    from voiceclone_core.voices import VoiceLibrary
+    from voiceclone_core.engines.registry import create_engine
+    from voiceclone_core.service import SpeechRequest, build_service
 
     root = model_root(args.size)
     cuda = args.device.startswith("cuda")
@@ -83,10 +82,9 @@ def child(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     engine = create_engine(settings)
     load_s = time.perf_counter() - t0
-    library = VoiceLibrary(settings.voices_dir, engine)
-    library.enroll("Bench", reference_wav(root), consent="benchmark (synthetic espeak voice)", voice_id="bench",
+    service = build_service(settings, engine=engine)
+    service.enroll("Bench", reference_wav(root), consent="benchmark (synthetic espeak voice)", voice_id="bench",
                    transcript=TRANSCRIPT if args.icl else None)
-    service = SpeechService(settings, library, engine)
 
     async def one(start: float) -> tuple[float, float, float]:
         first, samples = None, 0

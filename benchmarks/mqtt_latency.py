@@ -24,11 +24,9 @@ from benchmarks import corpus
 from tests.test_mqtt import DISCOVERY, Broker, HomeAssistantStub, Running, Watcher
 from voiceclone_core import audio
 from voiceclone_core.config import load_settings
-from voiceclone_core.engines.classic import ClassicEngine
 from voiceclone_core.homeassistant import HomeAssistantClient
 from voiceclone_core.mqtt.bridge import MqttBridge
-from voiceclone_core.speech import SpeechService
-from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.service import build_service
 
 TEXT = "The washing machine is done now."  # 6 words
 
@@ -51,11 +49,9 @@ def main() -> None:
         settings.mqtt.host, settings.mqtt.port = "127.0.0.1", broker.port
         settings.homeassistant.url, settings.homeassistant.token = ha.url, "token"
         settings.homeassistant.media_dir = tmp / "media"
-        engine = ClassicEngine(settings)
-        library = VoiceLibrary(settings.voices_dir, engine)
+        service = build_service(settings)
         rec, sr, transcript = corpus.enrollment_recording("slt", Path(__file__).parent / "results" / "corpus", 16)
-        library.enroll("Bench", audio.encode_wav(rec, sr), consent="benchmark (festival voice)", transcript=transcript)
-        service = SpeechService(settings, library, engine)
+        service.enroll("Bench", audio.encode_wav(rec, sr), consent="benchmark (festival voice)", transcript=transcript)
         watcher = Watcher(broker.port)
         running = Running(MqttBridge(service, HomeAssistantClient.from_settings(settings)))
         try:

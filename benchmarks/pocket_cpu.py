@@ -133,9 +133,9 @@ def child_ours(args: argparse.Namespace) -> dict:
 
     from voiceclone_core import audio
     from voiceclone_core.config import load_settings
-    from voiceclone_core.engines.base import EnrollmentSample, create_engine
-    from voiceclone_core.speech import SpeechRequest, SpeechService
-    from voiceclone_core.voices import VoiceLibrary
+    from voiceclone_core.engines.base import EnrollmentSample
+    from voiceclone_core.engines.registry import create_engine
+    from voiceclone_core.service import SpeechRequest, build_service
 
     folder = model_folder()
     data = Path(tempfile.mkdtemp(prefix="pocket-bench-"))
@@ -160,9 +160,8 @@ def child_ours(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         prompt = engine.prepare(EnrollmentSample(x, sr, "en"))
         prompt_times.append(time.perf_counter() - t0)
-    library = VoiceLibrary(settings.voices_dir, engine)
-    library.enroll("Bench", reference_wav(folder), consent="benchmark (synthetic espeak voice)", voice_id="bench")
-    service = SpeechService(settings, library, engine)
+    service = build_service(settings, engine=engine)
+    service.enroll("Bench", reference_wav(folder), consent="benchmark (synthetic espeak voice)", voice_id="bench")
     firsts, rtfs = [], []
 
     async def one() -> tuple[float, float]:

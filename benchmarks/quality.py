@@ -32,6 +32,7 @@ from voiceclone_core.config import Settings
 from voiceclone_core.engines import conversion as cv
 from voiceclone_core.engines.base import EnrollmentSample, SynthesisOptions
 from voiceclone_core.engines.classic import ClassicEngine
+from voiceclone_core.engines.registry import create_engine
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -79,9 +80,9 @@ def word_errors(ref: str, hyp: str) -> tuple[int, int]:
 def distortion(x: np.ndarray, y: np.ndarray, sr: int) -> tuple[float, float]:
     """MCD (dB) and log-F0 RMSE (semitones) between x and reference y after DTW on mel-cepstra."""
     codec = cv.codec_for(16000)
-    fx = cv.analyze(audio.resample(x, sr, 16000), codec, False)
-    fy = cv.analyze(audio.resample(y, sr, 16000), codec, False)
-    mx, my = cv.speech_mask(fx), cv.speech_mask(fy)
+    x, y = audio.resample(x, sr, 16000), audio.resample(y, sr, 16000)
+    fx, fy = cv.analyze(x, codec, False), cv.analyze(y, codec, False)
+    mx, my = cv.speech_mask(x, codec, fx), cv.speech_mask(y, codec, fy)
     cx, cy = fx.mcep[mx, 1:], fy.mcep[my, 1:]
     path = cv.dtw_path(cx, cy, band=0.4)
     diff = cx[path[:, 0]] - cy[path[:, 1]]
@@ -189,7 +190,8 @@ def main() -> None:
     ap.add_argument("--no-transcript", action="store_true", help="also evaluate enrollment without transcript")
     ap.add_argument("--cache", type=Path, default=RESULTS / "corpus")
     args = ap.parse_args()
-    engine = ClassicEngine(Settings())
+    engine = create_engine(Settings())
+    assert isinstance(engine, ClassicEngine)
     judge = Judge()
     results = []
     for spk in args.speakers.split(","):

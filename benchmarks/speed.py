@@ -4,7 +4,7 @@
   text: plain Piper (``PiperVoice.synthesize``, the reference) vs our full path (``SpeechService.stream``:
   normalisation, chunking, queue, Piper, conversion), cache off. Median (min–max) over ``--runs`` runs after
   one warm-up.
-* Enrollment time of a ~60 s sample with transcript (``VoiceLibrary.enroll``: decode, quality check, clean-up,
+* Enrollment time of a ~60 s sample with transcript (``SpeechService.enroll``: decode, quality check, clean-up,
   base-voice reading, alignment, fit, atomic save), median over ``--enroll-runs``.
 
 Run: ``python -m benchmarks.speed`` (about two minutes on 2 cores). Goals: first audio ≤ 2× Piper's,
@@ -26,8 +26,8 @@ from benchmarks import corpus
 from voiceclone_core import audio
 from voiceclone_core.config import load_settings
 from voiceclone_core.engines.classic import ClassicEngine
-from voiceclone_core.speech import SpeechRequest, SpeechService
-from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.engines.registry import create_engine
+from voiceclone_core.service import SpeechRequest, SpeechService, build_service
 
 TEXTS = {
     "6 words": "The washing machine is done now.",
@@ -75,17 +75,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(overrides={"data_dir": tmp, "cache.enabled": "false", "speech.workers": "1"})
-        engine = ClassicEngine(settings)
-        library = VoiceLibrary(settings.voices_dir, engine)
+        engine = create_engine(settings)
+        assert isinstance(engine, ClassicEngine)
+        service = build_service(settings, engine=engine)
         cache = Path(__file__).parent / "results" / "corpus"
         rec, sr, transcript = corpus.enrollment_recording(args.speaker, cache, count=16)
         wav = audio.encode_wav(rec, sr)
         enroll_times = []
         for _ in range(args.enroll_runs):
             t0 = time.perf_counter()
-            library.enroll("Bench", wav, consent="benchmark (synthetic festival voice)", transcript=transcript)
+            service.enroll("Bench", wav, consent="benchmark (synthetic festival voice)", transcript=transcript)
             enroll_times.append(time.perf_counter() - t0)
-        service = SpeechService(settings, library, engine)
         try:
             rows = []
             for label, words in TEXTS.items():

@@ -52,9 +52,9 @@ def main() -> None:
     run("say", "--voice", "example", sentence, "-o", str(clone_wav), *common)
 
     from voiceclone_core.config import Settings
-    from voiceclone_core.engines.classic import ClassicEngine
+    from voiceclone_core.engines.registry import create_engine
 
-    base = ClassicEngine(Settings()).bases["en"]
+    base = create_engine(Settings()).bases["en"]  # type: ignore[attr-defined]  (the embedded engine's base voice)
     base_wav = out / "base.wav"
     audio.write_wav(base_wav, base.read(sentence), base.sample_rate)
 

@@ -15,6 +15,8 @@ import pytest
 from voiceclone_core import audio
 from voiceclone_core.config import Settings, load_settings
 from voiceclone_core.engines.base import EnrollmentSample, SynthesisOptions, VoicePrompt
+from voiceclone_core.engines.registry import create_engine
+from voiceclone_core.service import SpeechService, build_service
 
 PARAGRAPH = (
     "The washing machine has finished and the clothes are ready to hang up. "
@@ -46,9 +48,7 @@ def other_speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def classic_engine():
     """The real embedded engine (Piper joe + conversion), loaded once."""
-    from voiceclone_core.engines.classic import ClassicEngine
-
-    return ClassicEngine(Settings())
+    return create_engine(Settings())
 
 
 @pytest.fixture
@@ -59,20 +59,25 @@ def settings(tmp_path: Path) -> Settings:
 class FakeEngine:
     """A fast, deterministic engine: a sine per text chunk whose pitch comes from the prompt.
 
-    ``gate`` (threading.Event) lets tests hold synthesis to fill the queue; ``fail_prepare`` injects errors.
+    ``gate`` (threading.Event) lets tests hold synthesis to fill the queue; ``fail_prepare`` injects errors;
+    ``calls`` and ``languages_used`` record what was spoken, in which language.
     """
 
     name = "fake"
     version = "1"
     sample_rate = 16000
     languages = ("en", "zh")
+    max_concurrency = None
+    batches_streams = False
 
     def __init__(self) -> None:
         self.gate: threading.Event | None = None
         self.fail_prepare: Exception | None = None
         self.calls: list[str] = []
+        self.languages_used: list[str | None] = []
         self.prepared = 0
         self.delay = 0.0
+        self.closed = False
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
         if self.fail_prepare is not None:
@@ -83,6 +88,7 @@ class FakeEngine:
 
     def synthesize(self, text: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         self.calls.append(text)
+        self.languages_used.append(options.language)
         if self.gate is not None:
             self.gate.wait(timeout=10)
         if self.delay:
@@ -92,9 +98,21 @@ class FakeEngine:
         yield (0.3 * np.sin(2 * np.pi * float(prompt.arrays["pitch"][0]) * t)).astype(np.float32)
 
 
+    def close(self) -> None:
+        self.closed = True
+
+
 @pytest.fixture
 def fake_engine() -> FakeEngine:
     return FakeEngine()
+
+
+def service_with(settings: Settings, engine, wav: Path | None = None, **enroll) -> SpeechService:
+    """A speech service over ``engine`` (built by the composition root), with 'Mum' enrolled from ``wav`` if given."""
+    service = build_service(settings, engine=engine)
+    if wav is not None:
+        service.enroll(enroll.pop("name", "Mum"), wav, consent=enroll.pop("consent", "Mum"), **enroll)
+    return service
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

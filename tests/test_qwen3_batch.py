@@ -26,7 +26,6 @@ from voiceclone_core.engines.base import (  # noqa: E402
     EngineError,
     EnrollmentSample,
     SynthesisOptions,
-    create_engine,
 )
 from voiceclone_core.engines.qwen3_batch import (  # noqa: E402
     BatchDecoder,
@@ -35,6 +34,7 @@ from voiceclone_core.engines.qwen3_batch import (  # noqa: E402
     StreamInput,
     causal_mask,
 )
+from voiceclone_core.engines.registry import create_engine  # noqa: E402
 
 from .tiny_models import build_qwen3  # noqa: E402
 

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voiceclone_core import text as text_mod
-from voiceclone_core.text import SentenceBuffer, language_family, normalize, register_normalizer, split_chunks
+from voiceclone_core.text import (
+    SentenceBuffer,
+    language_family,
+    normalization,
+    normalize,
+    register_normalizer,
+    split_chunks,
+)
 
 # ----------------------------------------------------------------------------------------- normalisation
 
@@ -152,7 +158,7 @@ def test_language_family(language: str | None, family: str) -> None:
 
 @pytest.fixture
 def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text_mod, "_NORMALIZERS", dict(text_mod._NORMALIZERS))
+    monkeypatch.setattr(normalization, "_NORMALIZERS", dict(normalization._NORMALIZERS))
 
 
 @pytest.mark.usefixtures("isolated_registry")

@@ -27,11 +27,10 @@ from wyoming.tts import (
 )
 
 from voiceclone_core.config import Settings
-from voiceclone_core.speech import SpeechService
-from voiceclone_core.voices import VoiceLibrary
+from voiceclone_core.service import SpeechService
 from voiceclone_core.wyoming.server import WyomingServer
 
-from .conftest import PARAGRAPH
+from .conftest import PARAGRAPH, service_with
 from .procs import CLI, QUIET_ENV, free_port, serve, wait_port
 
 
@@ -61,10 +60,8 @@ def pcm_of(events: list[Event]) -> bytes:
 
 @pytest.fixture
 def service(settings: Settings, fake_engine, speech_wav: Path):
-    library = VoiceLibrary(settings.voices_dir, fake_engine)
-    library.enroll("Mum", speech_wav, consent="Mum", language="en_GB")
     settings.cache.enabled = False
-    svc = SpeechService(settings, library, fake_engine)
+    svc = service_with(settings, fake_engine, speech_wav, language="en_GB")
     yield svc
     if fake_engine.gate is not None:
         fake_engine.gate.set()
@@ -83,9 +80,9 @@ def test_describe_lists_one_voice_per_enrolled_member_and_follows_changes(
     async def scenario():
         async with serving(service) as port:
             first = await describe(port)
-            service.library.enroll("Dad", speech_wav, consent="Dad")
+            service.enroll("Dad", speech_wav, consent="Dad")
             second = await describe(port)
-            service.library.delete("mum")
+            service.delete("mum")
             third = await describe(port)
             return first, second, third
 
@@ -145,20 +142,31 @@ def test_no_voice_uses_the_default_and_unknown_voice_is_an_error(service: Speech
     assert after[-1].type == "audio-stop" and pcm_of(after)
 
 
-def test_language_only_voice_and_empty_text(service: SpeechService, fake_engine) -> None:
+def test_languages_and_empty_text(service: SpeechService, fake_engine) -> None:
     async def scenario():
         async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Synthesize(text="我有3个苹果。", voice=SynthesizeVoice(language="zh_CN")).event())
             zh = await read_until(client, ("audio-stop", "error"))
             await client.write_event(Synthesize(text="Bonjour.", voice=SynthesizeVoice(language="fr_FR")).event())
             fr = await read_until(client, ("audio-stop", "error"))
+            # our extension: a voice name and a language together (the wyoming library sends one or the other)
+            await client.write_event(
+                Event("synthesize", {"text": "2 apples.", "voice": {"name": "mum", "language": "zh"}})
+            )
+            both = await read_until(client, ("audio-stop", "error"))
+            await client.write_event(Synthesize(text="晚饭好了。", voice=SynthesizeVoice(name="mum")).event())
+            detected = await read_until(client, ("audio-stop", "error"))
             await client.write_event(Synthesize(text=" ... ").event())
             empty = await read_until(client, ("audio-stop", "error"))
-            return zh, fr, empty
+            return zh, fr, both, detected, empty
 
-    zh, fr, empty = asyncio.run(scenario())
+    zh, fr, both, detected, empty = asyncio.run(scenario())
     assert zh[-1].type == "audio-stop" and "我有三个苹果。" in fake_engine.calls  # language honoured
-    assert fr[-1].type == "audio-stop" and pcm_of(fr)  # unsupported language: the voice's own is used
+    assert [e.type for e in fr] == ["error"]  # a language the engine cannot speak is an error, named
+    err = Error.from_event(fr[0])
+    assert err.text == "language 'fr_FR' is not available; available: en, zh" and err.code == "LanguageUnavailable"
+    assert both[-1].type == "audio-stop" and fake_engine.languages_used[-2] == "zh"
+    assert detected[-1].type == "audio-stop" and fake_engine.languages_used[-1] == "zh"  # detected from the text
     assert [e.type for e in empty] == ["audio-start", "audio-stop"]
 
 
@@ -205,7 +213,7 @@ def test_streaming_synthesis_speaks_each_sentence_once_as_it_completes(service: 
             await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="mum")).event())
             await client.write_event(SynthesizeChunk(text=pieces[0]).event())
             # the first sentence is complete: its audio arrives before any more text is sent
-            early = await read_until(client, ("audio-stop",))
+            early = await read_until(client, ("audio-chunk",))
             for piece in pieces[1:]:
                 await client.write_event(SynthesizeChunk(text=piece).event())
             await client.write_event(Synthesize(text="".join(pieces), voice=SynthesizeVoice(name="mum")).event())
@@ -222,9 +230,10 @@ def test_streaming_synthesis_speaks_each_sentence_once_as_it_completes(service: 
     spoken = " ".join(fake_engine.calls[:-1])
     assert spoken.count("garden lights") == 1  # the compatibility synthesize was not spoken again
     assert "Shall I turn them off?" in spoken
-    types = [e.type for e in rest]
+    types = [e.type for e in early + rest]
     assert types[-1] == "synthesize-stopped" and "error" not in types
-    assert types.count("audio-start") == types.count("audio-stop") >= 2
+    assert types.count("audio-start") == types.count("audio-stop") == 1  # one group for the whole stream
+    assert types.index("audio-stop") == len(types) - 2
     rates = {AudioChunk.from_event(e).rate for e in early + rest if e.type == "audio-chunk"}
     assert rates == {16000}
     assert fake_engine.calls[-1] == "Done." and pcm_of(after)

@@ -19,10 +19,15 @@ from typing import Any
 
 import yaml
 
-from voiceclone_core import audio
-from voiceclone_core.engines.base import EngineError
 from voiceclone_core.homeassistant import HomeAssistantClient, HomeAssistantError
-from voiceclone_core.voices import VoiceError, VoiceLibrary, check_voice_id, slugify, source_digest
+from voiceclone_core.service import (
+    InvalidRequest,
+    RecordingRejected,
+    ServiceError,
+    SpeechService,
+    recording_digest,
+    voice_id_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +117,7 @@ def parse_voices(
         try:
             if not name:
                 raise AddonError("'name' is required")
-            key = check_voice_id(str(entry.get("id") or slugify(name)))
+            key = voice_id_for(name, str(entry.get("id") or "") or None)
             if key in {v.id for v in out}:
                 raise AddonError(f"the id '{key}' is used twice")
             sample = resolve_sample(str(entry.get("sample") or ""), roots)
@@ -128,7 +133,7 @@ def parse_voices(
                     entry.get("language") or None,
                 )
             )
-        except (AddonError, VoiceError) as exc:
+        except (AddonError, InvalidRequest) as exc:
             errors[key] = str(exc)
             log.error("voice option %s (%s) ignored: %s", key, name or "?", exc)
     return out, errors
@@ -155,19 +160,19 @@ class ReconcileReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def reconcile(library: VoiceLibrary, wanted: list[VoiceOption], keep: set[str] = frozenset()) -> ReconcileReport:
+def reconcile(service: SpeechService, wanted: list[VoiceOption], keep: set[str] = frozenset()) -> ReconcileReport:
     """Make the library match the ``voices`` option; one bad voice never stops the others.
 
     Only voices this option created are deleted when they leave the list: voices enrolled on the web page or
     with the CLI are left alone, and so are voices in ``keep`` (entries that are listed but invalid).
     """
     report = ReconcileReport()
-    existing = {p.id: p for p in library.list()}
+    existing = {p.id: p for p in service.voices()}
     for voice in wanted:
         try:
             if not voice.sample.is_file():
                 raise AddonError(f"sample file {voice.sample} does not exist")
-            digest = source_digest(voice.sample)
+            digest = recording_digest(voice.sample)
             current = existing.get(voice.id)
             if (
                 current is not None
@@ -176,11 +181,11 @@ def reconcile(library: VoiceLibrary, wanted: list[VoiceOption], keep: set[str] =
                 and (voice.language is None or current.language == voice.language)
             ):
                 if current.name != voice.name:
-                    library.rename(voice.id, voice.name)
+                    service.rename(voice.id, voice.name)
                     report.renamed.append(voice.id)
                 report.unchanged.append(voice.id)
                 continue
-            _, quality = library.enroll(
+            enrollment = service.enroll(
                 voice.name,
                 voice.sample,
                 consent=voice.consent,
@@ -190,17 +195,18 @@ def reconcile(library: VoiceLibrary, wanted: list[VoiceOption], keep: set[str] =
                 origin=ORIGIN,
             )
             report.enrolled.append(voice.id)
+            quality = enrollment.report
             log.info("voice %s enrolled (%s)%s", voice.id, quality.verdict, "".join(f"; {r}" for r in quality.reasons))
-        except audio.SampleRejected as exc:
-            report.failed[voice.id] = "; ".join(exc.report.reasons)
+        except RecordingRejected as exc:
+            report.failed[voice.id] = "; ".join(exc.report.reasons) if exc.report is not None else str(exc)
             log.error("voice %s not enrolled, the recording was rejected: %s", voice.id, report.failed[voice.id])
-        except (AddonError, VoiceError, EngineError, audio.AudioError, OSError) as exc:
+        except (AddonError, ServiceError, OSError) as exc:
             report.failed[voice.id] = str(exc)
             log.error("voice %s not enrolled: %s", voice.id, exc)
     listed = {v.id for v in wanted} | set(keep)
     for profile in existing.values():
         if profile.origin == ORIGIN and profile.id not in listed:
-            library.delete(profile.id)
+            service.delete(profile.id)
             report.deleted.append(profile.id)
             log.info("voice %s deleted (removed from the add-on's voices list)", profile.id)
     return report

@@ -290,13 +290,14 @@ def _smooth(mask: np.ndarray, fill: int, min_run: int, hangover: int) -> np.ndar
     return np.cumsum(acc[:-1]) > 0
 
 
-def voice_activity(x: np.ndarray, sr: int, frame_ms: float = 20.0) -> np.ndarray:
-    """Boolean per frame: speech or not.
+def voice_activity(x: np.ndarray, sr: int, frame_ms: float = 20.0, smooth: bool = True) -> np.ndarray:
+    """Boolean per frame: speech or not (the house's one voice-activity detector).
 
     Energy-based on the 100-4000 Hz band.  The threshold adapts to the recording: it sits above the noise
     floor (5th percentile of frame energies) by max(6 dB, 20 % of the floor-to-loud-speech range), but never
-    more than 50 dB below loud speech (95th percentile) and never below -70 dBFS.  Pauses up to 200 ms inside
-    speech are filled, bursts under 40 ms dropped and each speech run extended by a 60 ms hangover.
+    more than 50 dB below loud speech (95th percentile) and never below -70 dBFS.  With ``smooth``, pauses up to
+    200 ms inside speech are filled, bursts under 40 ms dropped and each speech run extended by a 60 ms hangover
+    (whole utterances, for trimming and levels); without, only frames that carry speech themselves (statistics).
     """
     a = to_mono(x)
     n = _frame_len(sr, frame_ms)
@@ -308,6 +309,8 @@ def voice_activity(x: np.ndarray, sr: int, frame_ms: float = 20.0) -> np.ndarray
     margin = max(_VAD_MIN_MARGIN_DB, _VAD_MARGIN_FRACTION * (ref - floor))
     threshold = max(floor + margin, ref - _VAD_MAX_RANGE_DB, _VAD_ABS_FLOOR_DBFS)
     raw = db > threshold
+    if not smooth:
+        return raw
     to_frames = 1.0 / frame_ms
     return _smooth(
         raw,

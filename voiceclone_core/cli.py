@@ -1,27 +1,34 @@
-"""Command line: ``voiceclone enroll | voices | say | rename | delete | serve``.
+"""Command line: ``voiceclone enroll | voices | say | rename | delete | serve | models | addon-prepare``.
 
-Every command takes ``--data-dir DIR`` and ``--config FILE`` (and ``--set section.key=value``). Errors print
-one line to stderr and exit non-zero: 2 for usage and settings errors, 1 for everything else.
+Every command takes ``--data-dir DIR`` and ``--config FILE`` (and ``--set section.key=value``). Errors print one line
+to stderr and exit non-zero: 2 for usage, settings and invalid requests, 75 when the service is busy, 1 otherwise
+(the service's one error table, ``service/errors.py``). ``voices``, ``rename`` and ``delete`` never load an engine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from voiceclone_core import audio
-from voiceclone_core.addon import AddonError
 from voiceclone_core.config import ConfigError, Settings, load_settings
-from voiceclone_core.engines.base import EngineError, create_engine
 from voiceclone_core.models import ModelError, ModelManager, progress_printer
-from voiceclone_core.speech import SpeechError, SpeechRequest, SpeechService
-from voiceclone_core.voices import VoiceError, VoiceLibrary
+from voiceclone_core.service import (
+    QualityReport,
+    RecordingRejected,
+    ServiceError,
+    SpeechRequest,
+    SpeechService,
+    build_service,
+    outcome,
+)
 
 log = logging.getLogger("voiceclone")
 
@@ -72,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", parents=[common], help="delete a voice and every file of it")
     d.add_argument("voice_id")
 
-    sv = sub.add_parser("serve", parents=[common], help="run the network doors (Wyoming now; MQTT and web later)")
+    sv = sub.add_parser(
+        "serve", parents=[common], help="run the network doors: Wyoming, the enrollment page and API, the MQTT bridge"
+    )
     sv.add_argument("--uri", help="Wyoming listen address, e.g. tcp://0.0.0.0:10200 (default from settings)")
     sv.add_argument("--no-zeroconf", action="store_true", help="do not announce the server over mDNS")
     sv.add_argument(
@@ -116,24 +125,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
-def _library(settings: Settings) -> VoiceLibrary:
-    return VoiceLibrary(settings.voices_dir, create_engine(settings))
-
-
-def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_enroll(args: argparse.Namespace, service: SpeechService) -> int:
     transcript = args.transcript
     if args.transcript_file is not None:
         try:
             transcript = args.transcript_file.read_text(encoding="utf-8")
         except OSError as exc:
             raise CliError(f"cannot read transcript file {args.transcript_file}: {exc.strerror}") from exc
-    if not args.consent:
-        raise VoiceError('enrollment needs recorded consent: add --consent "who agreed"')
     if not args.audio.is_file():
         raise CliError(f"no such recording: {args.audio}")
-    library = _library(settings)
     try:
-        profile, report = library.enroll(
+        enrollment = service.enroll(
             args.name,
             args.audio,
             consent=args.consent,
@@ -141,19 +143,20 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
             language=args.language,
             voice_id=args.voice_id,
         )
-    except audio.SampleRejected as exc:
-        _print_report(exc.report)
-        raise CliError(f"recording rejected: {exc}") from exc
-    _print_report(report)
-    mode = profile.prompts.get(library.engine.name, {}).get("mode", "")
+    except RecordingRejected as exc:
+        if exc.report is not None:
+            _print_report(exc.report)
+        raise
+    _print_report(enrollment.report)
+    profile = enrollment.profile
     print(
-        f"enrolled voice '{profile.id}' ({profile.name}), revision {profile.revision}"
-        + (f", {mode} conversion" if mode else "")
+        f"enrolled voice '{profile.id}' ({profile.name}, {profile.language}), revision {profile.revision}"
+        + (f", {enrollment.mode} conversion" if enrollment.mode else "")
     )
     return 0
 
 
-def _print_report(report: audio.QualityReport) -> None:
+def _print_report(report: QualityReport) -> None:
     print(
         f"quality: {report.verdict} — {report.speech_s:.1f} s speech of {report.duration_s:.1f} s, "
         f"SNR {report.snr_db:.0f} dB, clipping {report.clipping_ratio:.2%}, {report.sample_rate} Hz"
@@ -162,8 +165,8 @@ def _print_report(report: audio.QualityReport) -> None:
         print(f"  - {reason}")
 
 
-def cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
-    profiles = VoiceLibrary(settings.voices_dir).list()  # listing needs no engine
+def cmd_voices(args: argparse.Namespace, service: SpeechService) -> int:
+    profiles = service.voices()
     if not profiles:
         print("no voices enrolled")
     for p in profiles:
@@ -171,35 +174,26 @@ def cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_say(args: argparse.Namespace, settings: Settings) -> int:
-    library = _library(settings)
-    service = SpeechService(settings, library, library.engine)
-    try:
-        request = SpeechRequest(
-            args.text, voice=args.voice, language=args.language, speed=args.speed, volume=args.volume
-        )
-        clip, sr = asyncio.run(service.synthesize(request))
-    finally:
-        service.close()
+def cmd_say(args: argparse.Namespace, service: SpeechService) -> int:
+    request = SpeechRequest(args.text, voice=args.voice, language=args.language, speed=args.speed, volume=args.volume)
+    speech = asyncio.run(service.synthesize(request))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    audio.write_wav(args.output, clip, sr)
-    print(f"wrote {args.output} ({len(clip) / sr:.2f} s, {sr} Hz)")
+    audio.write_wav(args.output, speech.audio, speech.sample_rate)
+    print(
+        f"wrote {args.output} ({speech.duration_s:.2f} s, {speech.sample_rate} Hz, "
+        f"spoken in {', '.join(speech.languages)})"
+    )
     return 0
 
 
-def cmd_rename(args: argparse.Namespace, settings: Settings) -> int:
-    profile = _library(settings).rename(args.voice_id, args.name)
+def cmd_rename(args: argparse.Namespace, service: SpeechService) -> int:
+    profile = service.rename(args.voice_id, args.name)
     print(f"renamed '{profile.id}' to {profile.name}")
     return 0
 
 
-def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
-    library = _library(settings)
-    service = SpeechService(settings, library, library.engine)  # wires cache removal into deletion
-    try:
-        library.delete(args.voice_id)
-    finally:
-        service.close()
+def cmd_delete(args: argparse.Namespace, service: SpeechService) -> int:
+    service.delete(args.voice_id)
     print(f"deleted voice '{args.voice_id}' and all its files")
     return 0
 
@@ -244,13 +238,13 @@ def fetch_configured_models(settings: Settings) -> None:
             log.error("model %s not available: %s", name, exc)
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, service: SpeechService) -> int:
     from voiceclone_core.wyoming.server import WyomingServer
 
+    settings = service.settings
     logging.getLogger().setLevel(settings.log_level.upper())
     fetch_configured_models(settings)
-    library = _library(settings)
-    service = SpeechService(settings, library, library.engine)
+    service.start()  # load the engine and prepare the voices before the doors open
 
     async def run() -> None:
         server = WyomingServer(service)
@@ -285,26 +279,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             await web_runner.cleanup()
         await server.stop()
 
-    try:
-        asyncio.run(run())
-    finally:
-        service.close()
+    asyncio.run(run())
     return 0
 
 
 def cmd_addon_prepare(args: argparse.Namespace, settings: Settings) -> int:
     from voiceclone_core import addon
 
-    options = addon.load_options(args.options)
-    mqtt_service = None if options.get("mqtt_host") else addon.supervisor_mqtt(os.environ.get("SUPERVISOR_TOKEN"))
-    tree = addon.settings_from_options(options, mqtt_service)
+    try:
+        options = addon.load_options(args.options)
+        mqtt_service = None if options.get("mqtt_host") else addon.supervisor_mqtt(os.environ.get("SUPERVISOR_TOKEN"))
+        tree = addon.settings_from_options(options, mqtt_service)
+    except addon.AddonError as exc:
+        raise CliError(str(exc)) from exc
     if args.data_dir is not None:  # tests and local runs
         tree["data_dir"] = str(args.data_dir)
     addon.write_settings(tree, args.output)
-    settings = load_settings(args.output)
     roots = tuple(args.sample_roots) if args.sample_roots else addon.SAMPLE_ROOTS
     wanted, invalid = addon.parse_voices(options.get("voices") or [], roots)
-    report = addon.reconcile(_library(settings), wanted, keep=set(invalid))
+    with _service(load_settings(args.output)) as service:
+        report = addon.reconcile(service, wanted, keep=set(invalid))
     failed = {**invalid, **report.failed}
     print(
         f"settings written to {args.output}; voices: {len(report.enrolled)} enrolled, {len(report.unchanged)} "
@@ -315,13 +309,31 @@ def cmd_addon_prepare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {
-    "enroll": cmd_enroll,
-    "voices": cmd_voices,
-    "say": cmd_say,
-    "rename": cmd_rename,
-    "delete": cmd_delete,
-    "serve": cmd_serve,
+@contextlib.contextmanager
+def _service(settings: Settings) -> Iterator[SpeechService]:
+    service = build_service(settings)
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def _with_service(command: Callable[[argparse.Namespace, SpeechService], int]) -> Command:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        with _service(settings) as service:
+            return command(args, service)
+
+    return run
+
+
+Command = Callable[[argparse.Namespace, Settings], int]
+COMMANDS: dict[str, Command] = {
+    "enroll": _with_service(cmd_enroll),
+    "voices": _with_service(cmd_voices),
+    "say": _with_service(cmd_say),
+    "rename": _with_service(cmd_rename),
+    "delete": _with_service(cmd_delete),
+    "serve": _with_service(cmd_serve),
     "addon-prepare": cmd_addon_prepare,
     "models": cmd_models,
 }
@@ -339,7 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voiceclone: settings error: {exc}", file=sys.stderr)
         return 2
-    except (CliError, VoiceError, SpeechError, EngineError, audio.AudioError, AddonError, ModelError) as exc:
+    except ServiceError as exc:
+        print(f"voiceclone: {exc}", file=sys.stderr)
+        return outcome(exc).exit_code
+    except (CliError, ModelError) as exc:
         print(f"voiceclone: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

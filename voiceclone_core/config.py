@@ -9,6 +9,7 @@ Environment names are ``VOICECLONE_<SECTION>__<KEY>`` (``VOICECLONE_SPEECH__QUEU
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import types
@@ -20,6 +21,8 @@ from typing import Any
 
 import yaml
 
+log = logging.getLogger(__name__)
+
 ENV_PREFIX = "VOICECLONE_"
 _TOPIC_ID = re.compile(r"[A-Za-z0-9_-]+")
 _NULL_TEXT = {"", "null", "none", "~"}
@@ -28,6 +31,10 @@ _EXPONENT_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 class ConfigError(ValueError):
     """A settings file, variable or flag is invalid; the message names the key."""
+
+
+# Settings that existed once: accepted with a warning (so an old settings file still starts), then ignored.
+_REMOVED = {"mqtt.max_text_chars": "speech.max_text_chars is the one text limit of every door"}
 
 
 def default_data_dir() -> Path:
@@ -141,7 +148,6 @@ class MqttSettings:
     discovery_prefix: str = "homeassistant"
     ha_status_topic: str = "homeassistant/status"
     default_target: str = ""
-    max_text_chars: int = 1000
 
 
 @dataclass
@@ -263,6 +269,9 @@ def _apply(obj: Any, data: Mapping[str, Any], prefix: str, from_text: bool) -> N
     for raw_key, value in data.items():
         key = str(raw_key)
         dotted = f"{prefix}{key}"
+        if dotted in _REMOVED:
+            log.warning("setting %s is no longer used and is ignored: %s", dotted, _REMOVED[dotted])
+            continue
         if key not in hints:
             raise ConfigError(f"{dotted}: unknown setting")
         hint = hints[key]
@@ -322,6 +331,9 @@ def load_settings(
     return settings
 
 
+_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+
+
 def _validate(s: Settings) -> None:
     checks = [
         ("speech.queue_size", s.speech.queue_size >= 1, "must be at least 1"),
@@ -356,7 +368,6 @@ def _validate(s: Settings) -> None:
         ("web.max_upload_mb", 1 <= s.web.max_upload_mb <= 200, "must be within 1..200"),
         ("mqtt.base_topic", _TOPIC_ID.fullmatch(s.mqtt.base_topic) is not None, "letters, digits, _ and - only"),
         ("mqtt.discovery_prefix", _TOPIC_ID.fullmatch(s.mqtt.discovery_prefix) is not None, "letters, digits, _, -"),
-        ("mqtt.max_text_chars", s.mqtt.max_text_chars >= 1, "must be at least 1"),
         ("homeassistant.keep_media_minutes", s.homeassistant.keep_media_minutes >= 1, "must be at least 1"),
         ("wyoming.samples_per_chunk", 64 <= s.wyoming.samples_per_chunk <= 65536, "must be within 64..65536"),
         ("classic.conversion_strength", 0.0 <= s.classic.conversion_strength <= 1.5, "must be within 0..1.5"),
@@ -370,5 +381,3 @@ def _validate(s: Settings) -> None:
         if not ok:
             raise ConfigError(f"{key}: {why}")
 
-
-_RATES = (8000, 16000, 22050, 24000, 44100, 48000)

@@ -1,9 +1,12 @@
 """The voice library: enroll, list, get, rename and delete household voices on disk.
 
 Layout: ``<voices_dir>/<voice_id>/`` holds ``profile.json``, ``reference.wav`` (the cleaned enrollment audio)
-and ``prompts/<engine>.npz`` (what each engine's ``prepare`` learned). Voice samples are biometric data: the
-folders are private to the service (0700/0600), enrollment requires a consent record, and deletion removes
-every file of the voice, including its cached renderings.
+and ``prompts/<engine>.npz`` (what each engine's ``prepare`` learned, tagged with the engine's name and version).
+Voice samples are biometric data: the folders are private to the service (0700/0600), enrollment requires a consent
+record, and deletion removes every file of the voice, including its cached renderings.
+
+The library holds no engine: the calls that need one (``enroll``, ``prompt``, ``prepare_missing``) take it, so
+listing, renaming and deleting never load a model.
 
 A voice is written whole or not at all: enrollment builds a staging folder, then swaps it in with renames;
 an interrupted swap is repaired when the library is opened, so the previous version survives any failure.
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from voiceclone_core import audio, text
+from voiceclone_core import audio
 from voiceclone_core.engines.base import Engine, EngineError, EnrollmentSample, VoicePrompt
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ _DELETING = ".deleting-"
 
 
 class VoiceError(ValueError):
-    """A voice request is invalid (bad id or name, no consent, sample rejected)."""
+    """A voice request is invalid (bad id or name, no consent)."""
 
 
 class VoiceNotFound(VoiceError, LookupError):
@@ -143,11 +146,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 class VoiceLibrary:
-    """Household voices on disk, prepared for one engine."""
+    """Household voices on disk."""
 
-    def __init__(self, root: Path, engine: Engine | None = None):
+    def __init__(self, root: Path):
         self.root = Path(root)
-        self.engine = engine
         self._listeners: list[Callable[[str, str], None]] = []
         self._lock = threading.RLock()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -181,11 +183,6 @@ class VoiceLibrary:
             except Exception:  # a listener's failure must not undo or hide the change itself
                 log.exception("voice listener failed on %s %s", event, voice_id)
 
-    def _engine(self) -> Engine:
-        if self.engine is None:
-            raise EngineError("this voice library was opened without an engine")
-        return self.engine
-
     def _dir(self, voice_id: str) -> Path:
         return self.root / check_voice_id(voice_id)
 
@@ -207,7 +204,7 @@ class VoiceLibrary:
         try:
             return VoiceProfile.from_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise VoiceNotFound(f"no voice {voice_id!r}") from None
+            raise VoiceNotFound(f"unknown voice {voice_id!r}") from None
 
     def exists(self, voice_id: str) -> bool:
         return VOICE_ID_RE.fullmatch(voice_id or "") is not None and (self.root / voice_id / PROFILE).is_file()
@@ -215,65 +212,93 @@ class VoiceLibrary:
     def reference_audio(self, voice_id: str) -> tuple[np.ndarray, int]:
         return audio.decode(self._dir(voice_id) / REFERENCE)
 
-    def prompt(self, voice_id: str) -> VoicePrompt:
-        """The active engine's prompt for a voice, preparing (once, persisted) if the engine changed."""
-        engine = self._engine()
-        profile = self.get(voice_id)
-        info = profile.prompts.get(engine.name)
-        path = self._dir(voice_id) / PROMPTS / f"{engine.name}.npz"
-        if info and info.get("version") == engine.version and path.is_file():
-            return VoicePrompt.from_bytes(path.read_bytes())
-        return self._reprepare(profile)
+    def prompt(self, voice_id: str, engine: Engine) -> VoicePrompt:
+        """``engine``'s prompt for a voice; prepared from the reference audio (and saved) when there is none yet.
 
-    def _reprepare(self, profile: VoiceProfile) -> VoicePrompt:
-        engine = self._engine()
+        Only the prompt file is written, never the profile, so a synthesis request never rewrites a voice's record.
+        """
+        saved = self._saved_prompt(voice_id, engine)
+        if saved is not None:
+            return saved
         with self._lock:
-            x, sr = self.reference_audio(profile.id)
+            saved = self._saved_prompt(voice_id, engine)  # another thread may have prepared it meanwhile
+            if saved is not None:
+                return saved
+            profile = self.get(voice_id)
+            x, sr = self.reference_audio(voice_id)
             prompt = engine.prepare(EnrollmentSample(x, sr, profile.language, profile.transcript))
-            vdir = self._dir(profile.id)
-            (vdir / PROMPTS).mkdir(exist_ok=True, mode=0o700)
-            _write_private(vdir / PROMPTS / f"{engine.name}.npz", prompt.to_bytes())
-            profile.prompts[engine.name] = self._prompt_info(prompt)
-            profile.updated = _now()
-            _write_private(vdir / PROFILE, profile.to_json().encode("utf-8"))
-            log.info("prepared voice %s for engine %s %s", profile.id, prompt.engine, prompt.engine_version)
+            prompts = self._dir(voice_id) / PROMPTS
+            prompts.mkdir(exist_ok=True, mode=0o700)
+            _write_private(prompts / f"{engine.name}.npz", prompt.to_bytes())
+            log.info("prepared voice %s for engine %s %s", voice_id, prompt.engine, prompt.engine_version)
             return prompt
+
+    def _saved_prompt(self, voice_id: str, engine: Engine) -> VoicePrompt | None:
+        path = self._dir(voice_id) / PROMPTS / f"{engine.name}.npz"
+        try:
+            prompt = VoicePrompt.from_bytes(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, OSError) as exc:
+            log.warning("voice %s: unreadable %s prompt (%s); preparing it again", voice_id, engine.name, exc)
+            return None
+        return prompt if (prompt.engine, prompt.engine_version) == (engine.name, engine.version) else None
+
+    def prepare_missing(self, engine: Engine) -> list[str]:
+        """Prepare every voice that has no prompt for ``engine`` yet (after an engine switch); the ids prepared."""
+        done = []
+        for profile in self.list():
+            if self._saved_prompt(profile.id, engine) is None:
+                try:
+                    self.prompt(profile.id, engine)
+                    done.append(profile.id)
+                except (VoiceNotFound, EngineError, audio.AudioError) as exc:
+                    log.error("voice %s cannot be prepared for engine %s: %s", profile.id, engine.name, exc)
+        return done
 
     @staticmethod
     def _prompt_info(prompt: VoicePrompt) -> dict[str, Any]:
         return {"version": prompt.engine_version, "digest": prompt.digest(), "created": _now(), **prompt.meta}
 
     # -- changes -------------------------------------------------------------------------------------------
+    @staticmethod
+    def check_enrollment(name: str, consent: str | None, voice_id: str | None) -> tuple[str, str, str]:
+        """The cleaned display name, consent and voice id of an enrollment, or :class:`VoiceError` saying what is wrong.
+
+        Cheap (no audio, no engine): callers check before loading anything.
+        """
+        name = (name or "").strip() if isinstance(name, str) else ""
+        if not name or len(name) > 64:
+            raise VoiceError("a voice needs a display name of 1 to 64 characters")
+        consent = str(consent or "").strip()
+        if not consent:
+            raise VoiceError("enrollment needs recorded consent: say who agreed to this voice being cloned")
+        return name, consent, check_voice_id(voice_id or slugify(name))
+
     def enroll(
         self,
         name: str,
         sample: bytes | str | os.PathLike[str],
         *,
+        engine: Engine,
         consent: str | None,
+        language: str,
         transcript: str | None = None,
-        language: str | None = None,
         voice_id: str | None = None,
         origin: str = "cli",
     ) -> tuple[VoiceProfile, audio.QualityReport]:
-        """Enroll (or re-enroll) a voice from a recording. Nothing changes unless every step succeeds.
+        """Enroll (or re-enroll) a voice from a recording, prepared for ``engine``. Nothing changes unless every step
+        succeeds.
 
-        Raises :class:`VoiceError` (no consent, bad name/id), :class:`audio.SampleRejected` (quality), or
-        :class:`EngineError` (analysis failed); in every case the previous version of the voice is untouched.
+        Raises :class:`VoiceError` (no consent, bad name/id), :class:`audio.SampleRejected` (quality),
+        :class:`audio.AudioError` (unreadable) or :class:`EngineError` (analysis failed); in every case the previous
+        version of the voice is untouched.
         """
-        name = (name or "").strip()
-        if not name or len(name) > 64:
-            raise VoiceError("a voice needs a display name of 1 to 64 characters")
-        if not consent or not str(consent).strip():
-            raise VoiceError('enrollment needs recorded consent: say who agreed (--consent "Name")')
-        voice_id = check_voice_id(voice_id or slugify(name))
-        engine = self._engine()
-        lang = language or engine.languages[0]
+        name, consent, voice_id = self.check_enrollment(name, consent, voice_id)
         transcript = (transcript or "").strip() or None
         clean, sr, report = audio.clean_for_enrollment(sample, target_sr=engine.sample_rate)
         try:
-            prompt = engine.prepare(EnrollmentSample(clean, sr, text.language_family(lang), transcript))
-        except EngineError:
-            raise
+            prompt = engine.prepare(EnrollmentSample(clean, sr, language, transcript))
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise EngineError(f"could not learn this voice: {exc}") from exc
         wav = audio.encode_wav(clean, sr)
@@ -283,8 +308,8 @@ class VoiceLibrary:
             profile = VoiceProfile(
                 id=voice_id,
                 name=name,
-                language=lang,
-                consent=Consent(given_by=str(consent).strip(), given_at=now),
+                language=language,
+                consent=Consent(given_by=consent, given_at=now),
                 transcript=transcript,
                 created=previous.created if previous else now,
                 updated=now,
@@ -345,7 +370,7 @@ class VoiceLibrary:
         with self._lock:
             vdir = self._dir(voice_id)
             if not (vdir / PROFILE).is_file():
-                raise VoiceNotFound(f"no voice {voice_id!r}")
+                raise VoiceNotFound(f"unknown voice {voice_id!r}")
             trash = self.root / f"{_DELETING}{voice_id}-{secrets.token_hex(4)}"
             vdir.rename(trash)
             shutil.rmtree(trash)

@@ -1,4 +1,4 @@
-"""The engine protocol every cloning engine implements, the data it exchanges, and the engine registry."""
+"""The engine protocol every cloning engine implements, and the data it exchanges (the registry is ``registry.py``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from voiceclone_core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +22,14 @@ class EngineError(RuntimeError):
 
 class EngineUnavailable(EngineError):
     """The engine cannot run here (missing package, weights or device)."""
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """What every engine may know besides its own settings section: where models live and which device to use."""
+
+    models_dir: Path
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -95,88 +101,31 @@ def check_prompt(engine_name: str, prompt: VoicePrompt) -> None:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A zero-shot cloning engine.
+    """A zero-shot cloning engine, and everything the speech service reads from it.
 
-    ``prepare`` runs once per voice at enrollment; its result is saved with the voice. ``synthesize``
-    yields float32 mono chunks at ``sample_rate`` as soon as each exists; it never re-analyses reference audio.
+    ``prepare`` runs once per voice at enrollment; its result is saved with the voice. ``synthesize`` yields float32
+    mono chunks at ``sample_rate`` as soon as each exists; it never re-analyses reference audio. ``languages`` are the
+    language families it speaks, its default first. ``max_concurrency`` is how many ``synthesize`` calls may run at
+    once (None: as many as the service likes); ``batches_streams`` says concurrent calls share forward steps, so the
+    service gives it ``max_concurrency`` workers even on a GPU. ``close`` frees what the engine holds (threads,
+    device memory); the engine is not used afterwards.
     """
 
     name: str
     version: str
     sample_rate: int
     languages: tuple[str, ...]
+    max_concurrency: int | None
+    batches_streams: bool
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt: ...
 
     def synthesize(self, text: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]: ...
 
-
-EngineFactory = Callable[["Settings"], Engine]
-EngineProbe = Callable[["Settings"], "str | None"]
+    def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class _Entry:
-    factory: EngineFactory
-    probe: EngineProbe | None
-    auto_rank: int | None
-
-
-_REGISTRY: dict[str, _Entry] = {}
-
-
-def register_engine(
-    name: str, factory: EngineFactory, probe: EngineProbe | None = None, auto_rank: int | None = None
-) -> None:
-    """Make an engine selectable by ``engine.name``.
-
-    ``auto`` tries engines by ascending ``auto_rank`` (None: never chosen automatically); ``probe`` says cheaply
-    why the engine cannot run here (None when it can), e.g. no CUDA or no weights installed.
-    """
-    _REGISTRY[name] = _Entry(factory, probe, auto_rank)
-
-
-def available_engines() -> list[str]:
-    """Names that ``engine.name`` may take (``auto`` picks among them)."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    if "classic" not in _REGISTRY:
-        from voiceclone_core.engines import classic, pocket, qwen3  # noqa: F401  (they register themselves)
-
-
-def choose_engine(settings: Settings) -> tuple[str, list[str]]:
-    """The engine ``auto`` picks here and, for the log, why each better-ranked one was passed over."""
-    _load_builtin()
-    skipped = []
-    ranked = sorted((e.auto_rank, n) for n, e in _REGISTRY.items() if e.auto_rank is not None)
-    for _, name in ranked:
-        probe = _REGISTRY[name].probe
-        reason = probe(settings) if probe is not None else None
-        if reason is None:
-            return name, skipped
-        skipped.append(f"{name}: {reason}")
-    return "classic", skipped
-
-
-def create_engine(settings: Settings) -> Engine:
-    """Instantiate the engine named in settings (``auto``: the best one this machine can run, logging why)."""
-    _load_builtin()
-    name = settings.engine.name
-    if name == "auto":
-        name, skipped = choose_engine(settings)
-        log.info("engine auto: using %r%s", name, ("; not " + "; not ".join(skipped)) if skipped else "")
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise EngineUnavailable(f"unknown engine {name!r}; available: {', '.join(available_engines())}")
-    engine = entry.factory(settings)
-    log.info(
-        "engine %s %s ready (%d Hz, languages %s)",
-        engine.name,
-        engine.version,
-        engine.sample_rate,
-        ",".join(engine.languages),
-    )
-    return engine
+def missing_members(engine: object) -> list[str]:
+    """The members of the :class:`Engine` protocol that ``engine`` lacks (empty: it is an engine)."""
+    members = [*Engine.__annotations__, *(k for k, v in vars(Engine).items() if callable(v) and not k.startswith("_"))]
+    return [m for m in members if not hasattr(engine, m)]

@@ -18,30 +18,21 @@ import numpy as np
 import threadpoolctl
 
 from voiceclone_core import audio, text
-from voiceclone_core.config import Settings
+from voiceclone_core.config import ClassicSettings
 from voiceclone_core.engines import conversion as cv
 from voiceclone_core.engines.base import (
+    EngineContext,
     EngineError,
     EngineUnavailable,
     EnrollmentSample,
     SynthesisOptions,
     VoicePrompt,
     check_prompt,
-    register_engine,
 )
 
 log = logging.getLogger(__name__)
 
 ENGINE_VERSION = "2"
-# Read by the base voice when the enrollment has no transcript, to measure the base voice's own statistics.
-REFERENCE_PASSAGE = {
-    "en": (
-        "The kitchen lights are on, and the washing machine has finished its cycle. "
-        "Please remember to take the laundry out before dinner. Tomorrow morning it will be cold and windy, "
-        "so wear a warm coat when you walk the dog. The front door is locked and the garage is closed. "
-        "Your package arrived this afternoon and is waiting on the porch."
-    ),
-}
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -68,7 +59,10 @@ class BaseVoice:
         from piper import PiperVoice, SynthesisConfig
 
         self._config_cls = SynthesisConfig
-        self.voice = PiperVoice.load(model_path)
+        try:
+            self.voice = PiperVoice.load(model_path)
+        except Exception as exc:  # unreadable or corrupt model files
+            raise EngineUnavailable(f"Piper voice {model_path} does not load: {exc}") from exc
         self.sample_rate = int(self.voice.config.sample_rate)
         code = getattr(self.voice.config, "espeak_voice", None) or "en-us"
         self.language = text.language_family(code)
@@ -109,13 +103,14 @@ class ClassicEngine:
 
     name = "classic"
     version = ENGINE_VERSION
+    max_concurrency = None  # Piper's ONNX model and the conversion are thread-safe; the phonemiser is locked
+    batches_streams = False
 
-    def __init__(self, settings: Settings):
+    def __init__(self, cfg: ClassicSettings, context: EngineContext):
         # Our matrix products are small; OpenBLAS's spinning worker threads would otherwise steal the cores
         # Piper's ONNX runtime needs (measured: Piper's first sentence took 2x as long right after a conversion).
         threadpoolctl.threadpool_limits(limits=1, user_api="blas")
-        cfg = settings.classic
-        models_dir = settings.resolved_models_dir
+        models_dir = context.models_dir
         self.strength = cfg.conversion_strength
         self.bases: dict[str, BaseVoice] = {}
         default = BaseVoice(_piper_voice_files(cfg.base_voice, models_dir), cfg.noise_scale, cfg.noise_w)
@@ -128,7 +123,7 @@ class ClassicEngine:
         rates = {b.sample_rate for b in self.bases.values()}
         self.sample_rate = default.sample_rate
         self._resample_from = rates - {self.sample_rate}
-        self.languages = tuple(sorted(self.bases))
+        self.languages = (self.default_language, *sorted(set(self.bases) - {self.default_language}))
         self.codec = cv.codec_for(self.sample_rate)
         self._readings: dict[tuple[str, str], _Speech] = {}
 
@@ -144,7 +139,7 @@ class ClassicEngine:
 
     def _speech(self, x: np.ndarray) -> _Speech:
         frames = cv.analyze(x, self.codec, with_aperiodicity=False)
-        mask = cv.speech_mask(frames)
+        mask = cv.speech_mask(x, self.codec, frames)
         return _Speech(
             frames, mask, cv.log_f0_stats(frames.f0[mask]), cv.median_formants(x, self.sample_rate, frames.f0)
         )
@@ -165,7 +160,7 @@ class ClassicEngine:
                 log.warning("transcript does not match the recording well enough (%s); using statistics", exc)
         mode = "parallel" if model is not None else "statistics"
         if model is None:
-            passage = REFERENCE_PASSAGE.get(base.language, REFERENCE_PASSAGE["en"])
+            _, passage = text.reading_passage(base.language)
             model = self._fit(base, passage, target, parallel=False)
         warp = float(model.warp[0])
         meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(target.f0[0])), 1), "warp": warp}
@@ -204,6 +199,9 @@ class ClassicEngine:
             length_scale=np.array([length_scale]),
             warp=np.array([warp]),
         )
+
+    def close(self) -> None:
+        """Nothing to free: the Piper voices go with the engine."""
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Yield converted audio per sentence."""
@@ -252,4 +250,6 @@ def _match_level(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return y.astype(np.float32)
 
 
-register_engine("classic", ClassicEngine, auto_rank=100)
+def create(section: ClassicSettings, context: EngineContext) -> ClassicEngine:
+    """The registry's factory."""
+    return ClassicEngine(section, context)

@@ -29,6 +29,7 @@ from voiceclone_core import audio
 
 MCEP_ORDER = 24
 FRAME_HOP_S = 0.005
+SPEECH_FRAME_S = 0.01  # voice-activity frames for speech_mask
 CONTEXT_OFFSETS = (-4, -2, 0, 2, 4)
 F0_MIN, F0_MAX = 60.0, 500.0
 
@@ -70,7 +71,6 @@ class Frames:
     sp: np.ndarray  # (T, bins) power envelope
     ap: np.ndarray | None  # (T, bins) aperiodicity
     mcep: np.ndarray  # (T, order+1)
-    energy_db: np.ndarray  # (T,) frame RMS in dBFS
 
 
 def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True) -> Frames:
@@ -86,22 +86,21 @@ def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True)
         ap = pyworld.d4c(x64, np.ascontiguousarray(f0[::2]), np.ascontiguousarray(t[::2]), sr, fft_size=codec.fft_size)
         ap = np.repeat(ap, 2, axis=0)[: len(f0)]
     mcep = np.log(np.maximum(sp, 1e-16)) @ codec.to_mcep
-    return Frames(f0, sp, ap, mcep, _frame_energy_db(x64, hop, len(f0)))
+    return Frames(f0, sp, ap, mcep)
 
 
-def _frame_energy_db(x: np.ndarray, hop: int, n: int) -> np.ndarray:
-    pad = np.pad(x, (hop, hop + n * hop))
-    win = 2 * hop
-    idx = np.arange(n)[:, None] * hop + np.arange(win)[None, :]
-    rms = np.sqrt(np.mean(pad[idx] ** 2, axis=1) + 1e-12)
-    return 20.0 * np.log10(rms)
+def speech_mask(x: np.ndarray, codec: SpectralCodec, frames: Frames) -> np.ndarray:
+    """The analysis frames of ``x`` that carry speech, for alignment and statistics.
 
-
-def speech_mask(frames: Frames) -> np.ndarray:
-    """Frames with speech energy (relative to the loud frames), for alignment and statistics."""
-    e = frames.energy_db
-    loud = np.percentile(e, 95)
-    return e > max(loud - 35.0, np.percentile(e, 10) + 6.0)
+    From the house's voice-activity detector (``audio.voice_activity``), unsmoothed so that pauses inside sentences
+    stay out of the statistics, in 10 ms frames mapped onto the analysis hop.
+    """
+    n = len(frames.f0)
+    step = max(1, round(codec.sample_rate * SPEECH_FRAME_S))
+    vad = audio.voice_activity(x, codec.sample_rate, SPEECH_FRAME_S * 1000.0, smooth=False)
+    if not len(vad):
+        return np.zeros(n, dtype=bool)
+    return vad[np.minimum(np.arange(n) * codec.hop // step, len(vad) - 1)]
 
 
 def context_features(c: np.ndarray, offsets: tuple[int, ...] = CONTEXT_OFFSETS) -> np.ndarray:

@@ -17,12 +17,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
 
+from voiceclone_core.config import PocketSettings
 from voiceclone_core.engines.base import (
+    EngineContext,
     EngineError,
     EngineUnavailable,
     EnrollmentSample,
@@ -30,11 +32,7 @@ from voiceclone_core.engines.base import (
     VoicePrompt,
     check_prompt,
     prompt_audio,
-    register_engine,
 )
-
-if TYPE_CHECKING:
-    from voiceclone_core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +77,15 @@ def resolve_config(folder: Path, language: str) -> dict[str, Any]:
     return config
 
 
-def probe(settings: Settings) -> str | None:
+def probe(cfg: PocketSettings, context: EngineContext) -> str | None:
     """Why the pocket engine cannot run here (None: it can), without loading it."""
     import importlib.util
 
     if importlib.util.find_spec("pocket_tts") is None:
         return "the pocket-tts package is not installed"
-    folder = settings.resolved_models_dir / settings.pocket.model
+    folder = context.models_dir / cfg.model
     try:
-        resolve_config(folder, settings.pocket.language)
+        resolve_config(folder, cfg.language)
     except EngineUnavailable as exc:
         return str(exc)
     return None
@@ -138,15 +136,15 @@ class PocketEngine:
 
     name = "pocket"
     max_concurrency = 1
+    batches_streams = False
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, cfg: PocketSettings, context: EngineContext) -> None:
         try:
             import torch
             from pocket_tts import TTSModel  # type: ignore[import-not-found]
         except ImportError as exc:
             raise EngineUnavailable("the pocket engine needs the pocket-tts package (pip install .[pocket])") from exc
-        cfg = settings.pocket
-        folder = settings.resolved_models_dir / cfg.model
+        folder = context.models_dir / cfg.model
         if not folder.is_dir():
             raise EngineUnavailable(
                 f"Pocket TTS model not installed in {folder} (voiceclone models download {cfg.model})"
@@ -215,6 +213,10 @@ class PocketEngine:
                 stop.set()  # a consumer that stops early ends the package's generation thread too
                 stream.close()
 
+    def close(self) -> None:
+        """Drop the cached voice states (the model goes with the engine)."""
+        self._states.clear()
+
     # -- internals --------------------------------------------------------------------------------------------
     def _state(self, prompt: VoicePrompt) -> dict[str, dict[str, Any]]:
         """The prompt's model state as tensors (a few recent ones kept; generation copies, never mutates them)."""
@@ -235,4 +237,6 @@ class PocketEngine:
         return state
 
 
-register_engine("pocket", PocketEngine, probe=probe, auto_rank=20)
+def create(section: PocketSettings, context: EngineContext) -> PocketEngine:
+    """The registry's factory."""
+    return PocketEngine(section, context)

@@ -13,10 +13,10 @@ float32 (tests, machines without a GPU) far slower than real time, so ``auto`` n
 
 from __future__ import annotations
 
+import contextlib
 import importlib.machinery
 import importlib.util
 import logging
-import os
 import sys
 import threading
 import types
@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voiceclone_core import text
+from voiceclone_core.config import Qwen3Settings
 from voiceclone_core.engines.base import (
+    EngineContext,
     EngineError,
     EngineUnavailable,
     EnrollmentSample,
@@ -35,11 +37,9 @@ from voiceclone_core.engines.base import (
     VoicePrompt,
     check_prompt,
     prompt_audio,
-    register_engine,
 )
 
 if TYPE_CHECKING:
-    from voiceclone_core.config import Settings
     from voiceclone_core.engines.qwen3_batch import StreamInput
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,10 @@ LANGUAGES = {
     "es": "Spanish",
     "it": "Italian",
 }
+# The qwen-tts-hf release whose private helpers this engine calls (``Qwen3TTSModel._tokenize_texts``,
+# ``_build_assistant_text``, ``_build_ref_text``: the prompt layout the slices in ``_stream_input`` rely on), checked
+# against that version; tests/test_qwen3.py fails loudly when they change or disappear.
+CHECKED_QWEN_TTS = "0.1.1.post1"
 REQUIRED_FILES = (
     "config.json",
     "model.safetensors",
@@ -101,23 +105,41 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def model_folder(settings: Settings) -> Path:
-    return settings.resolved_models_dir / settings.qwen3.model
+def model_folder(cfg: Qwen3Settings, context: EngineContext) -> Path:
+    """Where the configured checkpoint lives."""
+    return context.models_dir / cfg.model
 
 
 def _missing_files(folder: Path) -> list[str]:
     return [f for f in REQUIRED_FILES if not (folder / f).is_file()]
 
 
-def probe(settings: Settings) -> str | None:
+def probe(cfg: Qwen3Settings, context: EngineContext) -> str | None:
     """Why the qwen3 engine cannot run here (None: it can), without loading it."""
     if importlib.util.find_spec("qwen_tts") is None:
         return "the Qwen3-TTS packages are not installed (extra: qwen3)"
     if not _cuda_available():
         return "no CUDA device"
-    if _missing_files(model_folder(settings)):
-        return f"weights not installed (voiceclone models download {settings.qwen3.model})"
+    if _missing_files(model_folder(cfg, context)):
+        return f"weights not installed (voiceclone models download {cfg.model})"
     return None
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Hugging Face hub access off while loading (files come from the folder only), back as it was afterwards.
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once at import, and transformers asks ``huggingface_hub.constants``
+    each time, so the flag is switched there rather than in the process environment.
+    """
+    import huggingface_hub.constants as hub
+
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
 
 
 class Qwen3Engine:
@@ -128,16 +150,14 @@ class Qwen3Engine:
     languages = tuple(LANGUAGES)
     batches_streams = True  # the speech service gives it one worker per stream slot
 
-    def __init__(self, settings: Settings) -> None:
-        cfg = settings.qwen3
-        folder = model_folder(settings)
+    def __init__(self, cfg: Qwen3Settings, context: EngineContext) -> None:
+        folder = model_folder(cfg, context)
         missing = _missing_files(folder)
         if missing:
             raise EngineUnavailable(
                 f"Qwen3-TTS files missing in {folder}: {', '.join(missing)} "
                 f"(run: voiceclone models download {cfg.model})"
             )
-        os.environ["HF_HUB_OFFLINE"] = "1"  # load from the folder only; never reach out to the hub
         _torchaudio_placeholder()
         try:
             import torch
@@ -147,7 +167,7 @@ class Qwen3Engine:
         from voiceclone_core.engines.qwen3_batch import BatchDecoder, Sampling
 
         self._torch = torch
-        device = settings.engine.device
+        device = context.device
         cuda = device.startswith("cuda")
         if cuda and not torch.cuda.is_available():
             raise EngineUnavailable(f"engine.device is {device!r} but CUDA is not available")
@@ -156,10 +176,14 @@ class Qwen3Engine:
         self.version = f"{ENGINE_VERSION}+{folder.name}"
         self._lock = threading.Lock()  # prepare (speaker encoder, codec encoder) runs one at a time
         try:
-            self.base = Qwen3TTSModel.from_pretrained(
-                str(folder), device_map=device, dtype=torch.bfloat16 if cuda else torch.float32,
-                attn_implementation="sdpa", local_files_only=True,
-            )
+            with _hub_offline():
+                self.base = Qwen3TTSModel.from_pretrained(
+                    str(folder),
+                    device_map=device,
+                    dtype=torch.bfloat16 if cuda else torch.float32,
+                    attn_implementation="sdpa",
+                    local_files_only=True,
+                )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineUnavailable(f"Qwen3-TTS model in {folder} does not load: {exc}") from exc
         self.decoder = BatchDecoder(
@@ -216,6 +240,7 @@ class Qwen3Engine:
             raise EngineError(str(exc)) from exc
 
     def close(self) -> None:
+        """Stop the decode loop."""
         self.decoder.close()
 
     # -- internals --------------------------------------------------------------------------------------------
@@ -239,16 +264,20 @@ class Qwen3Engine:
         def codec_embed(ids: list[int]) -> Any:
             return talker.get_input_embeddings()(torch.tensor([ids], device=device))
 
+        # "<|im_start|>assistant\n" (3 tokens) + words + "<|im_end|>\n<|im_start|>assistant\n" (5 tokens): the
+        # slices below cut these off (qwen-tts-hf CHECKED_QWEN_TTS; pinned by a test)
         ids = wrapper._tokenize_texts([wrapper._build_assistant_text(words)])[0]
-        specials = torch.tensor([[config.tts_bos_token_id, config.tts_eos_token_id, config.tts_pad_token_id]],
-                                device=device)
+        specials = torch.tensor(
+            [[config.tts_bos_token_id, config.tts_eos_token_id, config.tts_pad_token_id]], device=device
+        )
         bos, eos, pad = text_embed(specials).chunk(3, dim=1)  # each [1, 1, hidden]
         try:
             speaker = torch.from_numpy(np.array(prompt.arrays["speaker"])).to(device, talker.dtype)
         except KeyError:
             raise EngineError("voice prompt has no Qwen3-TTS speaker embedding; re-enroll the voice") from None
-        tags = codec_embed([tc.codec_think_id, tc.codec_think_bos_id, tc.codec_language_id[language.lower()],
-                            tc.codec_think_eos_id])
+        tags = codec_embed(
+            [tc.codec_think_id, tc.codec_think_bos_id, tc.codec_language_id[language.lower()], tc.codec_think_eos_id]
+        )
         codec = torch.cat([tags, speaker.view(1, 1, -1), codec_embed([tc.codec_pad_id, tc.codec_bos_id])], dim=1)
         # the codec prefix under text pads ending in text-BOS; its last position joins the first text token
         head = torch.cat([pad.expand(-1, codec.shape[1] - 2, -1), bos], dim=1) + codec[:, :-1]
@@ -256,10 +285,15 @@ class Qwen3Engine:
         context = None
         if prompt.meta.get("mode") == "icl" and "codes" in prompt.arrays:
             codes = torch.from_numpy(np.array(prompt.arrays["codes"], np.int64)).to(device)
+            # "<|im_start|>assistant\n" (3 tokens) + transcript + "<|im_end|>\n" (2 tokens)
             ref_ids = wrapper._tokenize_texts([wrapper._build_ref_text(prompt.meta.get("transcript", ""))])[0]
             icl, trailing = model.generate_icl_prompt(
-                text_id=ids[:, 3:-5], ref_id=ref_ids[:, 3:-2], ref_code=codes, tts_pad_embed=pad,
-                tts_eos_embed=eos, non_streaming_mode=False,
+                text_id=ids[:, 3:-5],
+                ref_id=ref_ids[:, 3:-2],
+                ref_code=codes,
+                tts_pad_embed=pad,
+                tts_eos_embed=eos,
+                non_streaming_mode=False,
             )
             prefill = torch.cat([prefill, icl], dim=1)
             context = codes
@@ -269,4 +303,6 @@ class Qwen3Engine:
         return StreamInput(prefill[0], trailing[0], pad[0, 0], context, self.max_frames, self.min_frames)
 
 
-register_engine("qwen3", Qwen3Engine, probe=probe, auto_rank=10)
+def create(section: Qwen3Settings, context: EngineContext) -> Qwen3Engine:
+    """The registry's factory."""
+    return Qwen3Engine(section, context)

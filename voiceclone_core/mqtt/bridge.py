@@ -4,7 +4,9 @@ Topics (``~`` = the base topic, ``voiceclone`` by default):
 
 * ``~/availability`` — ``online`` / ``offline`` (retained; ``offline`` is our last will).
 * ``~/speak`` — JSON ``{"text", "voice"?, "language"?, "target"?, "volume"?, "id"?}``; the answer goes to
-  ``~/speak/result`` (not retained): ``{"id", "status": "done"|"error", "error"?, "first_audio_s"?, "duration_s"?}``.
+  ``~/speak/result`` (not retained): ``{"id", "status": "done"|"error", "error"?, "code"?, "first_audio_s"?,
+  "duration_s"?, "languages"?}``. The service checks the text, voice, language and volume, with the same words
+  (and ``code``) as every other door.
 * ``~/notify/<voice_id>`` — plain text, spoken in that voice on the default target (the "Speak as …" entities).
 * ``~/reload`` — the "Reload voices" button: re-publish discovery and state.
 * ``~/state`` — JSON with the service state, queue depth and the last first-audio latency (the sensors).
@@ -22,15 +24,13 @@ import logging
 import random
 import secrets
 import ssl
-import time
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from voiceclone_core.homeassistant import HomeAssistantClient, HomeAssistantError, MediaStore
-from voiceclone_core.speech import Priority, SpeechError, SpeechRequest, SpeechService
+from voiceclone_core.service import Priority, ServiceError, SpeechRequest, SpeechService, outcome
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ class MqttBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.connected = asyncio.Event()
-        self.last_latency: float | None = None
         client_id = self.settings.client_id or f"voiceclone-{secrets.token_hex(3)}"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if self.settings.username:
@@ -72,7 +71,7 @@ class MqttBridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        service.library.subscribe(self._voice_changed)
+        service.subscribe(self._voice_changed)
 
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
@@ -161,10 +160,12 @@ class MqttBridge:
         self.publish_state()
 
     def publish_state(self) -> None:
+        metrics = self.service.metrics_snapshot()
+        last = metrics["first_audio_s_last"]
         state = {
             "state": "ready",
-            "queue_depth": self.service.queue_depth,
-            "first_audio_s": round(self.last_latency, 3) if self.last_latency is not None else None,
+            "queue_depth": metrics["queue_depth"],
+            "first_audio_s": round(last, 3) if last is not None else None,
         }
         self.client.publish(self.topic("state"), json.dumps(state), qos=0, retain=True)
 
@@ -172,7 +173,7 @@ class MqttBridge:
         """One device-based discovery message: a notify entity per voice, three sensors and a button."""
         from importlib.metadata import version
 
-        voices = self.service.library.list()
+        voices = self.service.voices()
         current = {v.id for v in voices}
         previous = self._load_published()
         components: dict[str, dict[str, Any]] = {}
@@ -260,21 +261,19 @@ class MqttBridge:
         result: dict[str, Any] = {"id": command.get("id")}
         try:
             request, targets = self._parse(command)
-            start = time.perf_counter()
-            first = None
-            parts = []
-            async for piece in self.service.stream(request):
-                first = first if first is not None else time.perf_counter() - start
-                parts.append(piece)
-            clip = np.concatenate(parts)
-            self.last_latency = first
-            rate = self.service.sample_rate
-            result.update(first_audio_s=round(first or 0.0, 3), duration_s=round(len(clip) / rate, 3))
-            stem = request.voice or "voice"
-            _, media_id = await asyncio.to_thread(self.media.save, clip, self.service.sample_rate, stem)
+            speech = await self.service.synthesize(request)
+            result.update(
+                first_audio_s=round(speech.first_audio_s or 0.0, 3),
+                duration_s=round(speech.duration_s, 3),
+                languages=list(speech.languages),
+            )
+            stem = request.voice if isinstance(request.voice, str) and request.voice else "voice"
+            _, media_id = await asyncio.to_thread(self.media.save, speech.audio, speech.sample_rate, stem)
             await self.ha.play_media(targets, media_id)
             result.update(status="done", targets=targets, media_content_id=media_id)
-        except (CommandError, SpeechError, HomeAssistantError) as exc:
+        except ServiceError as exc:
+            result.update(status="error", error=str(exc), code=outcome(exc).code)
+        except (CommandError, HomeAssistantError) as exc:
             result.update(status="error", error=str(exc))
         except Exception as exc:  # never let one command take the bridge down
             log.exception("speak command failed")
@@ -283,26 +282,18 @@ class MqttBridge:
         return self._result(result)
 
     def _parse(self, command: dict[str, Any]) -> tuple[SpeechRequest, list[str]]:
-        words = command.get("text")
-        if not isinstance(words, str) or not words.strip():
-            raise CommandError("'text' must be a non-empty string")
-        if len(words) > self.settings.max_text_chars:
-            raise CommandError(f"'text' is too long: {len(words)} characters (limit {self.settings.max_text_chars})")
-        voice = command.get("voice")
-        if voice is not None and not isinstance(voice, str):
-            raise CommandError("'voice' must be a voice id string")
-        language = command.get("language")
-        if language is not None and not isinstance(language, str):
-            raise CommandError("'language' must be a string such as 'en' or 'zh'")
-        volume = command.get("volume", 1.0)
-        if isinstance(volume, bool) or not isinstance(volume, int | float) or not 0.0 <= volume <= 2.0:
-            raise CommandError("'volume' must be a number from 0 to 2")
+        """The speech request and where to play it; the service checks the request's values itself."""
         targets = _targets(command.get("target"), self.settings.default_target)
         if self.ha is None:
             raise CommandError("Home Assistant is not configured: set homeassistant.url and homeassistant.token")
-        return SpeechRequest(
-            words, voice=voice or None, language=language, volume=float(volume), priority=Priority.ANNOUNCEMENT
-        ), targets
+        request = SpeechRequest(
+            command.get("text", ""),
+            voice=command.get("voice") or None,
+            language=command.get("language") or None,
+            volume=command.get("volume", 1.0),
+            priority=Priority.ANNOUNCEMENT,
+        )
+        return request, targets
 
     def _result(self, result: dict[str, Any]) -> dict[str, Any]:
         self.client.publish(self.topic("speak/result"), json.dumps(result), qos=1, retain=False)

@@ -6,12 +6,16 @@ Every URL in the page is relative, so it works unchanged under Home Assistant's 
 * ``GET  api/voices`` · ``POST api/voices`` (multipart: ``audio`` file, ``name``, ``consent``, ``transcript``?,
   ``language``?, ``id``?) · ``DELETE api/voices/{id}``
 * ``POST api/check`` (multipart ``audio``): the QualityReport only, nothing saved
-* ``POST api/voices/{id}/preview`` (JSON ``{"text"?}``): a WAV in that voice
+* ``POST api/voices/{id}/preview`` (JSON ``{"text"?, "language"?}``): a WAV in that voice (``Content-Language``:
+  the languages spoken)
+
+Errors are JSON ``{"error", "code"}`` with the status of the service's error table, the same words as every door.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from importlib import resources
@@ -20,36 +24,21 @@ from typing import Any
 from aiohttp import web
 
 from voiceclone_core import audio
-from voiceclone_core.engines.base import EngineError
-from voiceclone_core.speech import (
-    NothingToSay,
+from voiceclone_core.service import (
+    InvalidRequest,
     Priority,
-    ServiceBusy,
-    SpeechError,
+    RecordingRejected,
+    ServiceError,
     SpeechRequest,
     SpeechService,
-    UnknownVoice,
+    VoiceProfile,
+    outcome,
 )
-from voiceclone_core.voices import VoiceError, VoiceNotFound, check_voice_id
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 AUDIO_TYPES = ("audio/", "application/octet-stream")
-PASSAGES = {
-    "en": (
-        "The kitchen lights are on, and the washing machine has finished its cycle. Please remember to take the "
-        "laundry out before dinner. Tomorrow morning it will be cold and windy, so wear a warm coat when you walk "
-        "the dog. The front door is locked and the garage is closed. Your package arrived this afternoon and is "
-        "waiting on the porch. Good night, sleep well, and see you at breakfast."
-    ),
-    "zh": "厨房的灯开着，洗衣机已经洗完了。晚饭前请记得把衣服拿出来晾干。明天早上又冷又有风，遛狗的时候要穿暖和一点。"
-    "前门已经锁好了，车库也关上了。你的包裹今天下午到了，放在门廊上。晚安，明天早餐见。",
-}
-PREVIEW = {
-    "en": "Hello! This is how I sound now. The washing machine is done.",
-    "zh": "你好！这是我现在的声音。洗衣机洗好了。",
-}
 SERVICE_KEY: web.AppKey[SpeechService] = web.AppKey("service", SpeechService)
 
 
@@ -57,7 +46,19 @@ def _json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _profile_json(p: Any) -> dict[str, Any]:
+@web.middleware
+async def service_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every service error as JSON ``{"error", "code"}`` with the status of the shared error table."""
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        extra: dict[str, Any] = {"code": outcome(exc).code}
+        if isinstance(exc, RecordingRejected) and exc.report is not None:
+            extra["quality"] = exc.report.to_dict()
+        return _json_error(outcome(exc).http_status, str(exc), **extra)
+
+
+def _profile_json(p: VoiceProfile) -> dict[str, Any]:
     return {
         "id": p.id,
         "name": p.name,
@@ -105,13 +106,14 @@ async def index(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
-    voices = await asyncio.to_thread(service.library.list)
+    engine = await asyncio.to_thread(service.engine_info)
+    voices = await asyncio.to_thread(service.voices)
     return web.json_response(
         {
             "status": "ok",
-            "engine": service.engine.name,
-            "engine_version": service.engine.version,
-            "languages": list(service.engine.languages),
+            "engine": engine.name,
+            "engine_version": engine.version,
+            "languages": list(engine.languages),
             "voices": len(voices),
         }
     )
@@ -122,33 +124,27 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def passage(request: web.Request) -> web.Response:
-    lang = request.query.get("language", "en")[:2]
-    return web.json_response(
-        {"language": lang if lang in PASSAGES else "en", "text": PASSAGES.get(lang, PASSAGES["en"])}
-    )
+    language, words = request.app[SERVICE_KEY].reading_passage(request.query.get("language"))
+    return web.json_response({"language": language, "text": words})
 
 
 async def list_voices(request: web.Request) -> web.Response:
-    profiles = await asyncio.to_thread(request.app[SERVICE_KEY].library.list)
+    profiles = await asyncio.to_thread(request.app[SERVICE_KEY].voices)
     return web.json_response({"voices": [_profile_json(p) for p in profiles]})
 
 
 async def check(request: web.Request) -> web.Response:
     _, data = await _read_form(request)
-    try:
-        x, sr = await asyncio.to_thread(audio.decode, data)
-    except audio.AudioError as exc:
-        return _json_error(422, str(exc))
-    report = await asyncio.to_thread(audio.assess, x, sr)
+    report = await asyncio.to_thread(request.app[SERVICE_KEY].check_recording, data)
     return web.json_response({"quality": report.to_dict()})
 
 
 async def enroll(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     fields, data = await _read_form(request)
-    try:
-        profile, report = await asyncio.to_thread(
-            service.library.enroll,
+    enrollment = await asyncio.to_thread(
+        functools.partial(
+            service.enroll,
             fields.get("name", ""),
             data,
             consent=fields.get("consent"),
@@ -157,57 +153,41 @@ async def enroll(request: web.Request) -> web.Response:
             voice_id=fields.get("id") or None,
             origin="web",
         )
-    except audio.SampleRejected as exc:
-        return _json_error(422, f"recording rejected: {exc}", quality=exc.report.to_dict())
-    except (VoiceError, audio.AudioError) as exc:
-        return _json_error(400, str(exc))
-    except EngineError as exc:
-        return _json_error(422, str(exc))
-    return web.json_response({"voice": _profile_json(profile), "quality": report.to_dict()}, status=201)
-
-
-def _voice_id(request: web.Request) -> str:
-    try:
-        return check_voice_id(request.match_info["voice_id"])
-    except VoiceError as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
+    )
+    return web.json_response(
+        {"voice": _profile_json(enrollment.profile), "quality": enrollment.report.to_dict()}, status=201
+    )
 
 
 async def delete_voice(request: web.Request) -> web.Response:
-    voice_id = _voice_id(request)
-    try:
-        await asyncio.to_thread(request.app[SERVICE_KEY].library.delete, voice_id)
-    except VoiceNotFound as exc:
-        return _json_error(404, str(exc))
+    await asyncio.to_thread(request.app[SERVICE_KEY].delete, request.match_info["voice_id"])
     return web.Response(status=204)
 
 
 async def preview(request: web.Request) -> web.Response:
+    """A WAV of the voice saying ``text`` (default: a sentence in the voice's own language)."""
     service = request.app[SERVICE_KEY]
-    voice_id = _voice_id(request)
-    body: dict[str, Any] = {}
+    voice_id = request.match_info["voice_id"]
+    body: Any = {}
     if request.can_read_body and request.content_type == "application/json":
         try:
             body = await request.json()
         except ValueError:
-            return _json_error(400, "the body must be JSON")
-    try:
-        profile = await asyncio.to_thread(service.library.get, voice_id)
-        lang = profile.language[:2]
-        text = str(body.get("text") or PREVIEW.get(lang, PREVIEW["en"]))[:500]
-        clip, sr = await service.synthesize(SpeechRequest(text, voice=voice_id, priority=Priority.INTERACTIVE))
-    except (VoiceNotFound, UnknownVoice) as exc:
-        return _json_error(404, str(exc))
-    except ServiceBusy as exc:
-        return _json_error(503, str(exc))
-    except (NothingToSay, SpeechError) as exc:
-        return _json_error(422, str(exc))
-    return web.Response(body=audio.encode_wav(clip, sr), content_type="audio/wav")
+            raise InvalidRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest('the body must be a JSON object such as {"text": "Hello"}')
+    words = body.get("text") or await asyncio.to_thread(service.preview_sentence, voice_id)
+    said = SpeechRequest(words, voice=voice_id, language=body.get("language"), priority=Priority.INTERACTIVE)
+    speech = await service.synthesize(said)
+    headers = {"Content-Language": ", ".join(speech.languages)}
+    return web.Response(
+        body=audio.encode_wav(speech.audio, speech.sample_rate), content_type="audio/wav", headers=headers
+    )
 
 
 def create_app(service: SpeechService, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> web.Application:
     """The aiohttp application (uploads above ``max_upload_bytes`` are refused with 413)."""
-    app = web.Application(client_max_size=max_upload_bytes)
+    app = web.Application(client_max_size=max_upload_bytes, middlewares=[service_errors])
     app[SERVICE_KEY] = service
     app.add_routes(
         [

@@ -1,12 +1,15 @@
-"""One Wyoming connection: describe, one-shot synthesis and streaming synthesis, on top of the SpeechService.
+"""One Wyoming connection: describe, one-shot synthesis and streaming synthesis, translated to the SpeechService.
 
 Each connection is independent. Synthesis runs in a task of its own so the connection keeps reading: a client
 that hangs up is noticed at once and its work is cancelled (freeing its queue slot). Audio is written with the
-connection's own back-pressure, so a slow reader only ever slows itself.
+connection's own back-pressure, so a slow reader only ever slows itself. Streamed text is forwarded to the service
+piece by piece as it arrives; the service cuts it into sentences. A stream's audio comes as one
+``audio-start``/``audio-chunk``…/``audio-stop`` group, then ``synthesize-stopped``.
 
 Extension: ``synthesize`` and ``synthesize-start`` may carry ``speed`` (0.25–4, speaking rate) and ``volume`` (0–2,
 gain) next to the standard fields; clients that do not know them (Home Assistant's wyoming integration) never send
-them. Our Home Assistant integration uses them so speed changes the tempo, not the pitch.
+them. Our Home Assistant integration uses them so speed changes the tempo, not the pitch. ``voice`` may carry both
+``name`` and ``language`` (the wyoming library sends one or the other).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -23,17 +27,10 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.server import AsyncEventHandler
-from wyoming.tts import (
-    Synthesize,
-    SynthesizeChunk,
-    SynthesizeStart,
-    SynthesizeStop,
-    SynthesizeStopped,
-    SynthesizeVoice,
-)
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
-from voiceclone_core import audio, text
-from voiceclone_core.speech import NothingToSay, ServiceBusy, SpeechError, SpeechRequest, SpeechService, UnknownVoice
+from voiceclone_core import audio
+from voiceclone_core.service import InvalidRequest, NothingToSay, ServiceError, SpeechRequest, SpeechService, outcome
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +38,12 @@ WIDTH, CHANNELS = 2, 1
 
 
 @dataclass(frozen=True)
-class Manner:
-    """The optional ``speed``/``volume`` extension fields of a synthesis request (``error`` if malformed)."""
+class _Work:
+    """One item of a connection's work, done in order: speak a text (or a text stream), or say a stream ended."""
 
-    speed: float = 1.0
-    volume: float = 1.0
-    error: str = ""
-
-    @classmethod
-    def from_data(cls, data: dict | None) -> Manner:
-        values = {}
-        for key in ("speed", "volume"):
-            value = (data or {}).get(key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return cls(error=f"{key} must be a number, not {value!r}")
-            values[key] = float(value)
-        return cls(**values)
+    kind: str  # "speak" | "stopped"
+    text: str | AsyncIterator[str] = ""
+    data: dict[str, Any] | None = None  # the request event's data: voice, speed, volume
 
 
 class VoiceCloneEventHandler(AsyncEventHandler):
@@ -76,12 +61,9 @@ class VoiceCloneEventHandler(AsyncEventHandler):
         self.service = service
         self.describe = describe
         self.samples_per_chunk = samples_per_chunk
-        self._work: asyncio.Queue[tuple[str, object] | None] = asyncio.Queue()
+        self._work: asyncio.Queue[_Work] = asyncio.Queue()
         self._worker = asyncio.create_task(self._run_work(), name="wyoming synthesis")
-        self._stream: text.SentenceBuffer | None = None  # open streaming synthesis, if any
-        self._stream_voice: SynthesizeVoice | None = None
-        self._stream_manner: Manner = Manner()
-        self._stream_failed = False
+        self._text: asyncio.Queue[str | None] | None = None  # the open text stream, if any
 
     # -- events in ------------------------------------------------------------------------------------------
     async def handle_event(self, event: Event) -> bool:
@@ -89,25 +71,20 @@ class VoiceCloneEventHandler(AsyncEventHandler):
             info = await asyncio.to_thread(self.describe)
             await self.write_event(info.event())
         elif SynthesizeStart.is_type(event.type):
-            speech = self.service.settings.speech
-            self._stream = text.SentenceBuffer(speech.chunk_chars, speech.first_chunk_chars)
-            self._stream_voice = SynthesizeStart.from_event(event).voice
-            self._stream_manner = Manner.from_data(event.data)
-            self._stream_failed = False
+            self._text = asyncio.Queue()
+            self._work.put_nowait(_Work("speak", _pieces(self._text), event.data))
         elif SynthesizeChunk.is_type(event.type):
-            if self._stream is not None:
-                for sentence in self._stream.feed(SynthesizeChunk.from_event(event).text):
-                    self._work.put_nowait(("sentence", (sentence, self._stream_voice, self._stream_manner)))
+            if self._text is not None:
+                piece = (event.data or {}).get("text")
+                self._text.put_nowait("" if piece is None else piece)
         elif SynthesizeStop.is_type(event.type):
-            if self._stream is not None:
-                for sentence in self._stream.flush():
-                    self._work.put_nowait(("sentence", (sentence, self._stream_voice, self._stream_manner)))
-                self._stream = None
-                self._work.put_nowait(("stopped", None))
+            if self._text is not None:
+                self._text.put_nowait(None)
+                self._text = None
+                self._work.put_nowait(_Work("stopped"))
         elif Synthesize.is_type(event.type):
-            if self._stream is None:  # while a stream is open this is the compatibility copy: ignore it
-                synth = Synthesize.from_event(event)
-                self._work.put_nowait(("oneshot", (synth.text, synth.voice, Manner.from_data(event.data))))
+            if self._text is None:  # while a stream is open this is the compatibility copy: ignore it
+                self._work.put_nowait(_Work("speak", (event.data or {}).get("text"), event.data))
         else:
             log.debug("ignoring event %s", event.type)
         return True
@@ -120,64 +97,61 @@ class VoiceCloneEventHandler(AsyncEventHandler):
     # -- work, in order, one item at a time per connection -----------------------------------------------
     async def _run_work(self) -> None:
         while True:
-            item = await self._work.get()
-            if item is None:
-                return
-            kind, arg = item
+            work = await self._work.get()
             try:
-                if kind == "oneshot":
-                    await self._speak(*arg, empty_reply=True)  # type: ignore[misc]
-                elif kind == "sentence" and not self._stream_failed:
-                    self._stream_failed = not await self._speak(*arg, empty_reply=False)  # type: ignore[misc]
-                elif kind == "stopped":
+                if work.kind == "speak":
+                    await self._speak(work.text, work.data or {})
+                elif work.kind == "stopped":
                     await self.write_event(SynthesizeStopped().event())
             except (ConnectionError, asyncio.IncompleteReadError):
                 log.debug("client went away")
                 return
 
-    async def _speak(self, words: str, voice: SynthesizeVoice | None, manner: Manner, empty_reply: bool) -> bool:
-        """Send audio-start / audio-chunk… / audio-stop for one text, or an error event (then False).
+    async def _speak(self, words: str | AsyncIterator[str], data: dict[str, Any]) -> None:
+        """Send audio-start / audio-chunk… / audio-stop for one text or text stream, or an error event.
 
-        Text with nothing to say gets an empty audio-start/audio-stop pair when ``empty_reply`` (one-shot), and
-        nothing at all inside a stream.
+        A one-shot text with nothing to say gets an empty audio-start/audio-stop pair; a stream, nothing at all.
         """
         rate = self.service.sample_rate
         started = False
         try:
-            request = self._request(words, voice, manner)
-            async for piece in self.service.stream(request):
+            async for piece in self.service.stream(_request(words, data)):
                 if not started:
                     await self.write_event(AudioStart(rate=rate, width=WIDTH, channels=CHANNELS).event())
                     started = True
                 for pcm in _pcm_chunks(piece, self.samples_per_chunk):
                     await self.write_event(AudioChunk(rate=rate, width=WIDTH, channels=CHANNELS, audio=pcm).event())
         except NothingToSay:
-            pass
-        except SpeechError as exc:
+            if isinstance(words, str) or words is None:
+                await self.write_event(AudioStart(rate=rate, width=WIDTH, channels=CHANNELS).event())
+                started = True
+        except ServiceError as exc:
             if started:
                 await self.write_event(AudioStop().event())
-            await self._error(exc)
-            return False
+            await self.write_event(Error(text=str(exc), code=outcome(exc).wyoming_code).event())
+            return
         if started:
             await self.write_event(AudioStop().event())
-        elif empty_reply:
-            await self.write_event(AudioStart(rate=rate, width=WIDTH, channels=CHANNELS).event())
-            await self.write_event(AudioStop().event())
-        return True
 
-    def _request(self, words: str, voice: SynthesizeVoice | None, manner: Manner) -> SpeechRequest:
-        name = voice.name if voice is not None else None
-        language = voice.language if voice is not None else None
-        if language and text.language_family(language) not in self.service.engine.languages:
-            log.info("language %s is not available; using the voice's own", language)
-            language = None
-        if manner.error:
-            raise SpeechError(manner.error)
-        return SpeechRequest(words, voice=name or None, language=language, speed=manner.speed, volume=manner.volume)
 
-    async def _error(self, exc: SpeechError) -> None:
-        codes = {ServiceBusy: "ServiceBusy", UnknownVoice: "VoiceNotFoundError"}
-        await self.write_event(Error(text=str(exc), code=codes.get(type(exc), "SynthesisError")).event())
+def _request(words: Any, data: dict[str, Any]) -> SpeechRequest:
+    """The service request for a synthesize / synthesize-start event's data (the service checks the values)."""
+    voice = data.get("voice") or {}
+    if not isinstance(voice, dict):
+        raise InvalidRequest('voice must be an object such as {"name": "mum"}')
+    return SpeechRequest(
+        words if words is not None else "",
+        voice=voice.get("name") or None,
+        language=voice.get("language") or None,
+        speed=1.0 if data.get("speed") is None else data["speed"],
+        volume=1.0 if data.get("volume") is None else data["volume"],
+    )
+
+
+async def _pieces(queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:
+    """The text pieces of a stream as they arrive, until ``None``."""
+    while (piece := await queue.get()) is not None:
+        yield piece
 
 
 def _pcm_chunks(x: np.ndarray, samples: int) -> list[bytes]:

@@ -13,9 +13,7 @@ from urllib.parse import urlparse
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 from wyoming.server import AsyncServer
 
-from voiceclone_core import text
-from voiceclone_core.speech import SpeechService
-from voiceclone_core.voices import VoiceProfile
+from voiceclone_core.service import SpeechService
 from voiceclone_core.wyoming.handler import VoiceCloneEventHandler
 
 log = logging.getLogger(__name__)
@@ -33,17 +31,12 @@ def _version() -> str:
         return "0"
 
 
-def voice_languages(profile: VoiceProfile, engine_languages: tuple[str, ...]) -> list[str]:
-    """Languages the active engine can speak in this voice; the voice's own tag (e.g. ``en_GB``) first."""
-    own = profile.language.replace("-", "_")
-    own_family = text.language_family(own)
-    others = [lang for lang in engine_languages if lang != own_family]
-    return ([own] if own_family in engine_languages else []) + others
-
-
 def build_info(service: SpeechService) -> Info:
-    """One TTS program with one voice per enrolled household voice (read fresh on every describe)."""
-    engine = service.engine
+    """One TTS program with one voice per enrolled household voice (read fresh on every describe).
+
+    Each voice is offered in every language the engine speaks, its own first.
+    """
+    engine = service.engine_info()
     voices = [
         TtsVoice(
             name=profile.id,
@@ -51,9 +44,9 @@ def build_info(service: SpeechService) -> Info:
             installed=True,
             description=profile.name,
             version=str(profile.revision),
-            languages=voice_languages(profile, engine.languages),
+            languages=service.voice_languages(profile),
         )
-        for profile in service.library.list()
+        for profile in service.voices()
     ]
     program = TtsProgram(
         name=PROGRAM,

@@ -1,0 +1,501 @@
+"""SpeechService: the one thing every door calls — speech, voices, and what the engine offers.
+
+Speech: ``stream(request)`` yields audio chunks as they are produced, ``synthesize(request)`` returns a whole
+:class:`Rendering`. The text may be a string or an async iterator of pieces (an LLM's answer as it streams): the
+service cuts it into chunks itself, picks each chunk's language (``languages.py``), and schedules the chunks on a
+bounded pool of workers (``scheduler.py``), so an interactive request overtakes a long announcement between
+sentences. Rendered chunks go into a size-capped on-disk cache, per voice.
+
+Voices: ``voices``, ``voice``, ``enroll``, ``rename``, ``delete``, ``check_recording`` over the voice library.
+Listing, renaming and deleting never load the engine; it is loaded on first need (or by ``start``).
+
+Every failure reaches doors as one of the few errors in ``errors.py``; nothing from the engines or the library leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voiceclone_core import audio, text
+from voiceclone_core.config import Settings
+from voiceclone_core.engines.base import Engine, EngineError, VoicePrompt
+from voiceclone_core.engines.base import EngineUnavailable as _EngineUnavailable
+from voiceclone_core.service.cache import AudioCache
+from voiceclone_core.service.errors import (
+    InvalidRequest,
+    NothingToSay,
+    RecordingRejected,
+    ServiceBusy,
+    ServiceError,
+    ServiceUnavailable,
+    SynthesisFailed,
+    UnknownVoice,
+)
+from voiceclone_core.service.languages import LanguageChooser, enrollment_language, voice_languages
+from voiceclone_core.service.planner import TextPlanner
+from voiceclone_core.service.scheduler import DONE, Chunk, Job, Priority, Scheduler
+from voiceclone_core.voices import (
+    VoiceError,
+    VoiceLibrary,
+    VoiceNotFound,
+    VoiceProfile,
+    check_voice_id,
+    slugify,
+    source_digest,
+)
+
+log = logging.getLogger(__name__)
+
+EngineLoader = Callable[[], Engine]
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """What to say (a string, or an async iterable of text pieces), in which voice, and how."""
+
+    text: str | AsyncIterable[str]
+    voice: str | None = None
+    language: str | None = None
+    speed: float = 1.0
+    volume: float = 1.0
+    priority: Priority = Priority.INTERACTIVE
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A whole spoken request: float32 audio, its rate, how soon the first audio came, the languages spoken."""
+
+    audio: np.ndarray
+    sample_rate: int
+    first_audio_s: float | None
+    languages: tuple[str, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A voice just enrolled: its profile, the recording's quality report and how the engine learnt it."""
+
+    profile: VoiceProfile
+    report: audio.QualityReport
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the loaded engine offers."""
+
+    name: str
+    version: str
+    sample_rate: int
+    languages: tuple[str, ...]
+
+
+@dataclass
+class Metrics:
+    """Counters and recent timings (medians over the last 100 requests); cache counts are per text chunk."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    busy: int = 0
+    errors: int = 0
+    first_audio_s: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    real_time_factor: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+
+    def snapshot(self, queue_depth: int) -> dict[str, Any]:
+        def med(d: deque[float]) -> float | None:
+            return round(statistics.median(d), 4) if d else None
+
+        return {
+            "requests": self.requests,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
+            "busy": self.busy,
+            "errors": self.errors,
+            "queue_depth": queue_depth,
+            "first_audio_s_last": round(self.first_audio_s[-1], 4) if self.first_audio_s else None,
+            "first_audio_s_median": med(self.first_audio_s),
+            "real_time_factor_median": med(self.real_time_factor),
+        }
+
+
+@dataclass
+class _Plan:
+    """One request once its voice and engine are known."""
+
+    voice_id: str
+    prompt: VoicePrompt
+    digest: str
+    planner: TextPlanner
+    first_audio_s: float | None = None
+
+
+@contextlib.contextmanager
+def _voice_errors() -> Iterator[None]:
+    """The library's and the audio module's errors as service errors."""
+    try:
+        yield
+    except VoiceNotFound as exc:
+        raise UnknownVoice(str(exc)) from exc
+    except VoiceError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    except audio.SampleRejected as exc:
+        raise RecordingRejected(f"recording rejected: {exc}", exc.report) from exc
+    except audio.AudioError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+class SpeechService:
+    """Speech and voice management over one engine (loaded on first need), one voice library and one audio cache."""
+
+    def __init__(self, settings: Settings, library: VoiceLibrary, load_engine: EngineLoader) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.cache = AudioCache(
+            settings.cache_dir, settings.cache.max_mb * 1024 * 1024 if settings.cache.enabled else 0
+        )
+        self._library = library
+        self._load_engine = load_engine
+        self._engine: Engine | None = None
+        self._scheduler: Scheduler | None = None
+        self._engine_lock = threading.Lock()
+        library.subscribe(self._voice_changed)
+
+    # -- the engine ----------------------------------------------------------------------------------------------
+    def _ready(self) -> tuple[Engine, Scheduler]:
+        """The engine and its workers, loaded on first use (:class:`ServiceUnavailable` if it cannot load)."""
+        with self._engine_lock:
+            if self._engine is None or self._scheduler is None:
+                try:
+                    engine = self._load_engine()
+                except (_EngineUnavailable, EngineError) as exc:
+                    raise ServiceUnavailable(f"the speech engine cannot start: {exc}") from exc
+                except Exception as exc:  # a model that does not load, a package that breaks: same answer, logged
+                    log.exception("the speech engine failed to load")
+                    raise ServiceUnavailable(f"the speech engine cannot start: {exc}") from exc
+                render = functools.partial(
+                    self._render, engine, self.settings.speech.output_sample_rate or engine.sample_rate
+                )
+                self._scheduler = Scheduler(self._workers(engine), self.settings.speech, render)
+                self._engine = engine
+            return self._engine, self._scheduler
+
+    def _workers(self, engine: Engine) -> int:
+        if engine.batches_streams and engine.max_concurrency:  # concurrent requests share its forward steps
+            default = engine.max_concurrency
+        elif self.settings.engine.device != "cpu":
+            default = 1
+        else:
+            default = max(1, (os.cpu_count() or 2) // 2)
+        workers = self.settings.speech.workers or default
+        return min(workers, engine.max_concurrency) if engine.max_concurrency else workers
+
+    def start(self) -> EngineInfo:
+        """Load the engine now and prepare every voice enrolled under another engine (server start)."""
+        engine, _ = self._ready()
+        prepared = self._library.prepare_missing(engine)
+        if prepared:
+            log.info("prepared %d voice(s) for engine %s: %s", len(prepared), engine.name, ", ".join(prepared))
+        return self.engine_info()
+
+    def engine_info(self) -> EngineInfo:
+        """Name, version, rate and languages of the engine (loads it)."""
+        engine, _ = self._ready()
+        return EngineInfo(engine.name, engine.version, engine.sample_rate, tuple(engine.languages))
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of all audio the service produces (loads the engine unless a rate is configured)."""
+        return self.settings.speech.output_sample_rate or self._ready()[0].sample_rate
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests admitted and not finished."""
+        return self._scheduler.depth if self._scheduler is not None else 0
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        return self.metrics.snapshot(self.queue_depth)
+
+    def close(self) -> None:
+        """Stop the workers (requests in flight end with an error) and free the engine."""
+        with self._engine_lock:
+            if self._scheduler is not None:
+                self._scheduler.shutdown()
+            if self._engine is not None:
+                self._engine.close()
+            self._engine, self._scheduler = None, None
+
+    # -- voices --------------------------------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(event, voice_id)`` after each change: ``enrolled``, ``renamed`` or ``deleted``."""
+        self._library.subscribe(listener)
+
+    def voices(self) -> list[VoiceProfile]:
+        """Every enrolled voice, sorted by display name."""
+        return self._library.list()
+
+    def voice(self, voice_id: str) -> VoiceProfile:
+        """One voice (:class:`UnknownVoice`, or :class:`InvalidRequest` for an id that cannot exist)."""
+        with _voice_errors():
+            return self._library.get(voice_id)
+
+    def voice_languages(self, profile: VoiceProfile) -> list[str]:
+        """The languages a voice is offered in: all the engine speaks, the voice's own first."""
+        return voice_languages(profile.language, self._ready()[0].languages)
+
+    def enroll(
+        self,
+        name: str,
+        sample: bytes | str | os.PathLike[str],
+        *,
+        consent: str | None,
+        transcript: str | None = None,
+        language: str | None = None,
+        voice_id: str | None = None,
+        origin: str = "cli",
+    ) -> Enrollment:
+        """Enroll (or re-enroll) a voice from a recording; a failure leaves any previous version untouched."""
+        with _voice_errors():
+            VoiceLibrary.check_enrollment(name, consent, voice_id)  # before loading anything
+            if transcript is not None and not isinstance(transcript, str):
+                raise InvalidRequest("the transcript must be text")
+            lang = enrollment_language(language, transcript, self.settings.speech.default_language)
+            engine, _ = self._ready()
+            try:
+                profile, report = self._library.enroll(
+                    name,
+                    sample,
+                    engine=engine,
+                    consent=consent,
+                    transcript=transcript,
+                    language=lang,
+                    voice_id=voice_id,
+                    origin=origin,
+                )
+            except EngineError as exc:
+                raise RecordingRejected(f"could not learn this voice from the recording: {exc}") from exc
+            except OSError as exc:
+                raise InvalidRequest(f"cannot read the recording: {exc.strerror or exc}") from exc
+        return Enrollment(profile, report, profile.prompts.get(engine.name, {}).get("mode"))
+
+    def rename(self, voice_id: str, name: str) -> VoiceProfile:
+        """Change a voice's display name (its id stays)."""
+        with _voice_errors():
+            return self._library.rename(voice_id, name)
+
+    def delete(self, voice_id: str) -> None:
+        """Remove every file of a voice and every cached rendering made with it."""
+        with _voice_errors():
+            self._library.delete(voice_id)
+
+    def check_recording(self, sample: bytes) -> audio.QualityReport:
+        """The quality report of a recording; nothing is saved."""
+        with _voice_errors():
+            x, sr = audio.decode(sample)
+            return audio.assess(x, sr)
+
+    def reading_passage(self, language: str | None) -> tuple[str, str]:
+        """The passage to read aloud when enrolling in ``language``: (language, text)."""
+        return text.reading_passage(language)
+
+    def preview_sentence(self, voice_id: str) -> str:
+        """A sentence that shows off a voice, in its own language where there is one."""
+        return text.preview_sentence(self.voice(voice_id).language)
+
+    def _voice_changed(self, event: str, voice_id: str) -> None:
+        if event in ("enrolled", "deleted"):  # renderings of a deleted or replaced voice must go
+            self.cache.drop_voice(voice_id)
+
+    # -- speech --------------------------------------------------------------------------------------------------
+    def _resolve_voice(self, voice: str | None) -> str:
+        """The voice id a request will use: the one given, else the configured default, else the first voice."""
+        if voice is not None and not isinstance(voice, str):
+            raise InvalidRequest(f"voice must be a voice id, not {type(voice).__name__}")
+        if voice:
+            if not self._library.exists(voice):
+                raise UnknownVoice(f"unknown voice {voice!r}")
+            return voice
+        default = self.settings.speech.default_voice
+        if default and self._library.exists(default):
+            return default
+        voices = self._library.list()
+        if not voices:
+            raise UnknownVoice("no voice is enrolled yet")
+        return voices[0].id
+
+    async def synthesize(self, request: SpeechRequest) -> Rendering:
+        """The whole audio of a request."""
+        plan_holder: list[_Plan] = []
+        parts = [piece async for piece in self._stream(request, plan_holder)]
+        plan = plan_holder[0]
+        clip = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return Rendering(clip, self.sample_rate, plan.first_audio_s, tuple(plan.planner.languages))
+
+    async def stream(self, request: SpeechRequest) -> AsyncIterator[np.ndarray]:
+        """Float32 audio chunks at :attr:`sample_rate`, each as soon as it is ready."""
+        async for piece in self._stream(request, []):
+            yield piece
+
+    async def _stream(self, request: SpeechRequest, holder: list[_Plan]) -> AsyncIterator[np.ndarray]:
+        start = time.perf_counter()
+        self.metrics.requests += 1
+        feeder: asyncio.Task[None] | None = None
+        try:
+            plan = await asyncio.to_thread(self._plan, request)
+            holder.append(plan)
+            chunks = plan.planner.whole(request.text) if isinstance(request.text, str) else []
+            if chunks:
+                await asyncio.to_thread(self._look_up, plan, chunks)
+            _, scheduler = self._ready()
+            job = scheduler.open(plan.voice_id, plan.prompt, request.priority)
+        except ServiceBusy:
+            self.metrics.busy += 1
+            self.metrics.errors += 1
+            raise
+        except ServiceError:
+            self.metrics.errors += 1
+            raise
+        if isinstance(request.text, str):
+            for chunk in chunks:
+                scheduler.offer(job, chunk)
+            scheduler.close(job)
+        else:
+            feeder = asyncio.create_task(self._feed(scheduler, job, plan, request.text))
+        samples = 0
+        try:
+            while True:
+                item = await job.out.get()
+                if item is DONE:
+                    break
+                if isinstance(item, BaseException):
+                    self.metrics.errors += 1
+                    if isinstance(item, ServiceError):
+                        raise item
+                    raise SynthesisFailed(f"synthesis failed: {item}") from item
+                if plan.first_audio_s is None:
+                    plan.first_audio_s = time.perf_counter() - start
+                    self.metrics.first_audio_s.append(plan.first_audio_s)
+                samples += len(item)
+                yield _with_volume(item, request.volume)
+        finally:
+            scheduler.cancel(job)
+            if feeder is not None:
+                feeder.cancel()
+        if not plan.planner.chunks:
+            raise NothingToSay("nothing to say: the text has no words")
+        if samples:
+            self.metrics.real_time_factor.append((time.perf_counter() - start) / (samples / self.sample_rate))
+
+    def _plan(self, request: SpeechRequest) -> _Plan:
+        """Check a request and find its voice, prompt and languages (in a worker thread: it may load the engine)."""
+        if not isinstance(request.text, str | AsyncIterable):
+            raise InvalidRequest(f"text must be a string, not {type(request.text).__name__}")
+        speed, volume = _number("speed", request.speed, 0.25, 4.0), _number("volume", request.volume, 0.0, 2.0)
+        if request.language is not None and not isinstance(request.language, str):
+            raise InvalidRequest(f"language must be a language code such as 'en', not {request.language!r}")
+        del volume  # checked here, applied to the audio as it leaves
+        voice_id = self._resolve_voice(request.voice)
+        engine, _ = self._ready()
+        with _voice_errors():
+            profile = self._library.get(voice_id)
+            try:
+                prompt = self._library.prompt(voice_id, engine)
+            except EngineError as exc:
+                raise SynthesisFailed(f"voice {voice_id!r} cannot be used with this engine: {exc}") from exc
+        chooser = LanguageChooser(
+            engine.languages,
+            requested=request.language or None,
+            voice_language=profile.language,
+            default_language=self.settings.speech.default_language,
+        )
+        parts = [engine.name, engine.version, prompt.digest(), str(self.sample_rate)]
+        digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
+        return _Plan(voice_id, prompt, digest, TextPlanner(self.settings.speech, chooser, speed))
+
+    def _look_up(self, plan: _Plan, chunks: list[Chunk]) -> None:
+        """Give each chunk its cache key, and its audio where the cache has it."""
+        for chunk in chunks:
+            key = f"{plan.digest}\x1e{chunk.options.cache_token()}\x1e{chunk.text}"
+            chunk.key = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+            if not self.cache.enabled:
+                continue
+            cached = self.cache.get(plan.voice_id, chunk.key)
+            if cached is not None:
+                clip, rate = cached
+                chunk.audio = audio.resample(clip, rate, self.sample_rate)
+                self.metrics.cache_hits += 1
+            else:
+                self.metrics.cache_misses += 1
+
+    async def _feed(self, scheduler: Scheduler, job: Job, plan: _Plan, pieces: AsyncIterable[str]) -> None:
+        """Cut streamed text into chunks as it arrives and hand them to the job."""
+        try:
+            async for piece in pieces:
+                chunks = plan.planner.feed(piece)
+                if chunks:
+                    await asyncio.to_thread(self._look_up, plan, chunks)
+                    for chunk in chunks:
+                        scheduler.offer(job, chunk)
+            chunks = plan.planner.flush()
+            if chunks:
+                await asyncio.to_thread(self._look_up, plan, chunks)
+            for chunk in chunks:
+                scheduler.offer(job, chunk)
+            scheduler.close(job)
+        except ServiceError as exc:
+            scheduler.fail(job, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the text source itself failed
+            log.warning("streamed text failed: %s", exc)
+            scheduler.fail(job, InvalidRequest(f"the text stream failed: {exc}"))
+
+    def _render(self, engine: Engine, rate: int, job: Job, chunk: Chunk) -> Iterator[np.ndarray]:
+        """Speak one chunk (worker thread) at ``rate``; a chunk spoken whole goes into the cache."""
+        parts = []
+        for piece in engine.synthesize(chunk.text, job.prompt, chunk.options):
+            if rate != engine.sample_rate:
+                piece = audio.resample(piece, engine.sample_rate, rate)
+            parts.append(piece)
+            yield piece
+        if parts and self.cache.enabled:
+            self.cache.put(job.voice_id, chunk.key, np.concatenate(parts), rate)
+
+
+def _number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidRequest(f"{name} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _with_volume(x: np.ndarray, volume: float) -> np.ndarray:
+    return x if volume == 1.0 else np.clip(x * volume, -1.0, 1.0).astype(np.float32)
+
+
+def voice_id_for(name: str, voice_id: str | None = None) -> str:
+    """The id a voice gets: ``voice_id`` when given (checked), else one derived from its display name."""
+    with _voice_errors():
+        return check_voice_id(voice_id or slugify(name))
+
+
+def recording_digest(sample: bytes | str | os.PathLike[str]) -> str:
+    """SHA-256 of a recording as submitted, to tell whether it changed since it was enrolled."""
+    return source_digest(sample)
