@@ -74,17 +74,31 @@ def child(args: argparse.Namespace) -> dict:
 
     root = model_root(args.size)
     cuda = args.device.startswith("cuda")
-    settings = load_settings(None, overrides={
-        "data_dir": tempfile.mkdtemp(prefix="qwen3-bench-"), "models_dir": str(root), "engine.name": "qwen3",
-        "engine.device": args.device, "cache.enabled": "false", "speech.queue_size": "64",
-        "qwen3.max_streams": str(args.slots), "qwen3.min_frames": str(args.frames),
-        "qwen3.max_frames": str(args.frames)})
+    settings = load_settings(
+        None,
+        overrides={
+            "data_dir": tempfile.mkdtemp(prefix="qwen3-bench-"),
+            "models_dir": str(root),
+            "engine.name": "qwen3",
+            "engine.device": args.device,
+            "cache.enabled": "false",
+            "speech.queue_size": "64",
+            "qwen3.max_streams": str(args.slots),
+            "qwen3.min_frames": str(args.frames),
+            "qwen3.max_frames": str(args.frames),
+        },
+    )
     t0 = time.perf_counter()
     engine = create_engine(settings)
     load_s = time.perf_counter() - t0
     service = build_service(settings, engine=engine)
-    service.enroll("Bench", reference_wav(root), consent="benchmark (synthetic espeak voice)", voice_id="bench",
-                   transcript=TRANSCRIPT if args.icl else None)
+    service.enroll(
+        "Bench",
+        reference_wav(root),
+        consent="benchmark (synthetic espeak voice)",
+        voice_id="bench",
+        transcript=TRANSCRIPT if args.icl else None,
+    )
 
     async def one(start: float) -> tuple[float, float, float]:
         first, samples = None, 0
@@ -109,8 +123,12 @@ def child(args: argparse.Namespace) -> dict:
                 firsts += [r[0] for r in rows]
                 slowest.append(max(r[1] for r in rows))
                 audio = rows[0][2]
-        result[str(n)] = {"first_p50": statistics.median(firsts), "first_p95": _p95(firsts),
-                          "slowest_rtf": statistics.median(slowest), "audio_s": audio}
+        result[str(n)] = {
+            "first_p50": statistics.median(firsts),
+            "first_p95": _p95(firsts),
+            "slowest_rtf": statistics.median(slowest),
+            "audio_s": audio,
+        }
     service.close()
     if cuda:
         result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -125,9 +143,24 @@ def _p95(values: list[float]) -> float:
 
 
 def run_child(slots: int, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.gpu", "--child", "--slots", str(slots), "--device", args.device,
-           "--size", args.size, "--frames", str(args.frames), "--runs", str(args.runs),
-           "--streams", *map(str, args.streams)] + (["--icl"] if args.icl else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.gpu",
+        "--child",
+        "--slots",
+        str(slots),
+        "--device",
+        args.device,
+        "--size",
+        args.size,
+        "--frames",
+        str(args.frames),
+        "--runs",
+        str(args.runs),
+        "--streams",
+        *map(str, args.streams),
+    ] + (["--icl"] if args.icl else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -153,9 +186,11 @@ def main() -> None:
         import torch
 
         device = torch.cuda.get_device_name()
-    print(f"Qwen3-TTS 0.6B-Base architecture ({args.size}, random weights), {device}, {args.frames} frames per "
-          f"chunk, {'ICL' if args.icl else 'x-vector'} voice, median of {args.runs} after a warm-up, "
-          f"{time.strftime('%Y-%m-%d')}")
+    print(
+        f"Qwen3-TTS 0.6B-Base architecture ({args.size}, random weights), {device}, {args.frames} frames per "
+        f"chunk, {'ICL' if args.icl else 'x-vector'} voice, median of {args.runs} after a warm-up, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
     print(f"batched backend: {runs['batched']['backend']}; load {runs['batched']['load_s']:.1f} s")
     print()
     print("| streams | mode | first audio p50 | first audio p95 | slowest stream RTF | audio per stream |")
@@ -163,15 +198,21 @@ def main() -> None:
     for n in args.streams:
         for mode, res in runs.items():
             r = res[str(n)]
-            print(f"| {n} | {mode} | {r['first_p50']:.3f} s | {r['first_p95']:.3f} s | {r['slowest_rtf']:.2f} | "
-                  f"{r['audio_s']:.1f} s |")
+            print(
+                f"| {n} | {mode} | {r['first_p50']:.3f} s | {r['first_p95']:.3f} s | {r['slowest_rtf']:.2f} | "
+                f"{r['audio_s']:.1f} s |"
+            )
     for n in args.streams[1:]:
         b, q = runs["batched"][str(n)], runs["queued"][str(n)]
-        print(f"\n{n} streams, queued / batched: first-audio p95 {q['first_p95'] / b['first_p95']:.1f}x, "
-              f"slowest stream {q['slowest_rtf'] / b['slowest_rtf']:.1f}x")
+        print(
+            f"\n{n} streams, queued / batched: first-audio p95 {q['first_p95'] / b['first_p95']:.1f}x, "
+            f"slowest stream {q['slowest_rtf'] / b['slowest_rtf']:.1f}x"
+        )
     unit = "GPU allocated" if args.device.startswith("cuda") else "resident"
-    print(f"\npeak memory ({unit}): batched {runs['batched']['peak_mib']:.0f} MiB, "
-          f"queued {runs['queued']['peak_mib']:.0f} MiB")
+    print(
+        f"\npeak memory ({unit}): batched {runs['batched']['peak_mib']:.0f} MiB, "
+        f"queued {runs['queued']['peak_mib']:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

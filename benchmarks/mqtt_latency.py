@@ -60,10 +60,13 @@ def main() -> None:
             for i in range(args.runs + 1):
                 n_calls = len(ha.requests)
                 sent = time.perf_counter()
-                watcher.publish("voiceclone/speak", json.dumps({"text": TEXT, "voice": "bench", "id": i,
-                                                                "target": "media_player.kitchen"}))
-                result = json.loads(watcher.wait("voiceclone/speak/result", lambda p, i=i: f'"id": {i},'.encode()
-                                                 in p, timeout=30))
+                watcher.publish(
+                    "voiceclone/speak",
+                    json.dumps({"text": TEXT, "voice": "bench", "id": i, "target": "media_player.kitchen"}),
+                )
+                result = json.loads(
+                    watcher.wait("voiceclone/speak/result", lambda p, i=i: f'"id": {i},'.encode() in p, timeout=30)
+                )
                 while len(ha.requests) == n_calls:
                     time.sleep(0.001)
                 played = time.perf_counter() - sent

@@ -97,8 +97,10 @@ def main() -> None:
         finally:
             service.close()
 
-    print(f"enrollment of {len(rec) / sr:.0f} s recording (with transcript), median of {args.enroll_runs}: "
-          f"{_fmt(enroll_times)} s (goal ≤ 20 s)\n")
+    print(
+        f"enrollment of {len(rec) / sr:.0f} s recording (with transcript), median of {args.enroll_runs}: "
+        f"{_fmt(enroll_times)} s (goal ≤ 20 s)\n"
+    )
     print("| text | Piper first audio s | ours first audio s | ratio (goal ≤ 2) | Piper RTF | ours RTF (goal ≤ 0.3) |")
     print("|---|---|---|---|---|---|")
     for label, piper, ours in rows:

@@ -97,7 +97,6 @@ class FakeEngine:
         t = np.arange(n) / self.sample_rate
         yield (0.3 * np.sin(2 * np.pi * float(prompt.arrays["pitch"][0]) * t)).astype(np.float32)
 
-
     def close(self) -> None:
         self.closed = True
 

@@ -105,10 +105,21 @@ def test_every_dockerfile_copy_source_exists_in_the_addon_build_context(tmp_path
 
 
 def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
-    options = {"voices": [], "default_voice": "mum", "default_media_players": ["media_player.kitchen",
-               "media_player.hall"], "engine": "auto", "log_level": "debug", "cache_mb": 100,
-               "mqtt_host": "broker.lan", "mqtt_port": 8883, "mqtt_username": "vc", "mqtt_password": "pw",
-               "mqtt_topic": "family_tts", "download_models": ["pocket-tts-english"], "hf_token": "hf_x"}
+    options = {
+        "voices": [],
+        "default_voice": "mum",
+        "default_media_players": ["media_player.kitchen", "media_player.hall"],
+        "engine": "auto",
+        "log_level": "debug",
+        "cache_mb": 100,
+        "mqtt_host": "broker.lan",
+        "mqtt_port": 8883,
+        "mqtt_username": "vc",
+        "mqtt_password": "pw",
+        "mqtt_topic": "family_tts",
+        "download_models": ["pocket-tts-english"],
+        "hf_token": "hf_x",
+    }
     assert set(options) == set(config()["schema"])  # the test covers every option
     path = tmp_path / "voiceclone.yaml"
     addon.write_settings(addon.settings_from_options(options), path)
@@ -178,8 +189,9 @@ def service(settings: Settings, fake_engine):
     svc.close()
 
 
-def test_reconcile_adds_skips_changes_and_removes(service: SpeechService, media: Path, fake_engine, speech_wav: Path,
-                                                  other_speech_wav: Path) -> None:
+def test_reconcile_adds_skips_changes_and_removes(
+    service: SpeechService, media: Path, fake_engine, speech_wav: Path, other_speech_wav: Path
+) -> None:
     service.enroll("Cli Voice", speech_wav, consent="someone")  # enrolled another way: never touched
     roots = (media,)
     entries = [
@@ -210,8 +222,9 @@ def test_reconcile_adds_skips_changes_and_removes(service: SpeechService, media:
 
 def test_reconcile_keeps_a_voice_whose_entry_became_invalid(service: SpeechService, media: Path) -> None:
     roots = (media,)
-    addon.reconcile(service, addon.parse_voices([{"name": "Mum", "sample": "voices/mum.wav", "consent": "M"}],
-                                                roots)[0])
+    addon.reconcile(
+        service, addon.parse_voices([{"name": "Mum", "sample": "voices/mum.wav", "consent": "M"}], roots)[0]
+    )
     wanted, invalid = addon.parse_voices([{"name": "Mum", "sample": "/etc/passwd", "consent": "M"}], roots)
     report = addon.reconcile(service, wanted, keep=set(invalid))
     assert report.deleted == [] and [v.id for v in service.voices()] == ["mum"]
@@ -228,8 +241,12 @@ def _fake_voiceclone(tmp_path: Path, prepare_rc: int) -> tuple[Path, Path]:
 @pytest.mark.parametrize("prepare_rc", [0, 2])
 def test_run_script_prepares_then_serves(tmp_path: Path, prepare_rc: int) -> None:
     fake, log = _fake_voiceclone(tmp_path, prepare_rc)
-    env = {**os.environ, "VOICECLONE": str(fake), "OPTIONS": str(tmp_path / "options.json"),
-           "SETTINGS": str(tmp_path / "vc.yaml")}
+    env = {
+        **os.environ,
+        "VOICECLONE": str(fake),
+        "OPTIONS": str(tmp_path / "options.json"),
+        "SETTINGS": str(tmp_path / "vc.yaml"),
+    }
     proc = subprocess.run(["bash", str(ADDON / "rootfs" / "run.sh")], env=env, capture_output=True, text=True)
     calls = log.read_text().splitlines()
     assert calls[0] == f"addon-prepare --options {tmp_path / 'options.json'} --output {tmp_path / 'vc.yaml'} -v"
@@ -244,13 +261,27 @@ def test_run_script_prepares_then_serves(tmp_path: Path, prepare_rc: int) -> Non
 def test_addon_prepare_command_end_to_end(tmp_path: Path, media: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from voiceclone_core.cli import main
 
-    options = {"voices": [{"name": "Mum", "sample": "voices/mum.wav", "consent": "Mum", "transcript": PARAGRAPH},
-                          {"name": "Kid", "sample": "voices/short.wav", "consent": "Kid"}],
-               "log_level": "info", "engine": "classic"}
+    options = {
+        "voices": [
+            {"name": "Mum", "sample": "voices/mum.wav", "consent": "Mum", "transcript": PARAGRAPH},
+            {"name": "Kid", "sample": "voices/short.wav", "consent": "Kid"},
+        ],
+        "log_level": "info",
+        "engine": "classic",
+    }
     (tmp_path / "options.json").write_text(json.dumps(options))
     data = tmp_path / "data"
-    args = ["addon-prepare", "--options", str(tmp_path / "options.json"), "--output", str(tmp_path / "vc.yaml"),
-            "--data-dir", str(data), "--sample-root", str(media)]
+    args = [
+        "addon-prepare",
+        "--options",
+        str(tmp_path / "options.json"),
+        "--output",
+        str(tmp_path / "vc.yaml"),
+        "--data-dir",
+        str(data),
+        "--sample-root",
+        str(media),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "1 enrolled" in out and "1 failed" in out and "voice kid not available" in out

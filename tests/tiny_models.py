@@ -21,8 +21,19 @@ POCKET_CORPUS = [
 
 def pocket_config(vocab: int) -> dict:
     """Pocket TTS's architecture with every width shrunk (SEANet ratios 6/5/4 and 12.5 Hz at 24 kHz kept)."""
-    seanet = dict(dimension=32, channels=1, n_filters=4, n_residual_layers=1, ratios=[6, 5, 4], kernel_size=7,
-                  residual_kernel_size=3, last_kernel_size=3, dilation_base=2, pad_mode="constant", compress=2)
+    seanet = dict(
+        dimension=32,
+        channels=1,
+        n_filters=4,
+        n_residual_layers=1,
+        ratios=[6, 5, 4],
+        kernel_size=7,
+        residual_kernel_size=3,
+        last_kernel_size=3,
+        dilation_base=2,
+        pad_mode="constant",
+        compress=2,
+    )
     return {
         "weights_path": "model.safetensors",
         "default_temperature": 0.3,
@@ -30,21 +41,51 @@ def pocket_config(vocab: int) -> dict:
             "dtype": "float32",
             "insert_bos_before_voice": True,
             "flow": {"depth": 1, "dim": 16, "type": "pointwise"},
-            "transformer": {"d_model": 32, "hidden_scale": 1, "max_period": 10000, "num_heads": 2,
-                            "num_layers": 1, "dim_feedforward": 32},
-            "lookup_table": {"dim": 32, "n_bins": vocab, "tokenizer": "sentencepiece",
-                             "tokenizer_path": "tokenizer.model"},
+            "transformer": {
+                "d_model": 32,
+                "hidden_scale": 1,
+                "max_period": 10000,
+                "num_heads": 2,
+                "num_layers": 1,
+                "dim_feedforward": 32,
+            },
+            "lookup_table": {
+                "dim": 32,
+                "n_bins": vocab,
+                "tokenizer": "sentencepiece",
+                "tokenizer_path": "tokenizer.model",
+            },
         },
         "mimi": {
-            "dtype": "float32", "sample_rate": 24000, "channels": 1, "frame_rate": 12.5, "inner_dim": 8,
-            "outer_dim": 16, "seanet": seanet,
-            "transformer": {"d_model": 32, "num_heads": 2, "num_layers": 1, "layer_scale": 0.01, "context": 250,
-                            "dim_feedforward": 32, "input_dimension": 32, "output_dimensions": [32]},
+            "dtype": "float32",
+            "sample_rate": 24000,
+            "channels": 1,
+            "frame_rate": 12.5,
+            "inner_dim": 8,
+            "outer_dim": 16,
+            "seanet": seanet,
+            "transformer": {
+                "d_model": 32,
+                "num_heads": 2,
+                "num_layers": 1,
+                "layer_scale": 0.01,
+                "context": 250,
+                "dim_feedforward": 32,
+                "input_dimension": 32,
+                "output_dimensions": [32],
+            },
             "quantizer": {"dimension": 8, "output_dimension": 16},
             "decoder_seanet": dict(seanet, dimension=16, kernel_size=3),
-            "decoder_transformer": {"d_model": 16, "num_heads": 2, "num_layers": 1, "layer_scale": 0.01,
-                                    "context": 50, "dim_feedforward": 16, "input_dimension": 16,
-                                    "output_dimensions": [16]},
+            "decoder_transformer": {
+                "d_model": 16,
+                "num_heads": 2,
+                "num_layers": 1,
+                "layer_scale": 0.01,
+                "context": 50,
+                "dim_feedforward": 16,
+                "input_dimension": 16,
+                "output_dimensions": [16],
+            },
         },
     }
 
@@ -66,9 +107,15 @@ def build_pocket(
     folder.mkdir(parents=True, exist_ok=True)
     text = folder / "corpus.txt"
     text.write_text("\n".join(corpus or POCKET_CORPUS * 20), encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "tokenizer"), vocab_size=vocab_size,
-                                   model_type="unigram", hard_vocab_limit=False, character_coverage=1.0,
-                                   minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(text),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
     text.unlink()
     vocab = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model")).vocab_size()
     config = config or pocket_config(vocab)
@@ -86,13 +133,30 @@ def build_pocket(
 
 
 # -- Qwen3-TTS 12 Hz Base ------------------------------------------------------------------------------------------
-QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|tts_pad|>", "<|tts_text_bos|>",
-                 "<|tts_text_eod|>"]
-QWEN_CORPUS = ["assistant", "user", "system", "Hello world.", "Turn on the kitchen lights.",
-               "The quick brown fox jumps over the lazy dog.", "The washing machine is done.",
-               "Dinner is ready, please come downstairs.", "Good morning, how are you?"]
-QWEN_CODEC_LANGUAGES = {"english": 2050, "chinese": 2055, "german": 2053, "french": 2061, "spanish": 2054,
-                        "italian": 2070, "japanese": 2058, "korean": 2064, "portuguese": 2071, "russian": 2069}
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|tts_pad|>", "<|tts_text_bos|>", "<|tts_text_eod|>"]
+QWEN_CORPUS = [
+    "assistant",
+    "user",
+    "system",
+    "Hello world.",
+    "Turn on the kitchen lights.",
+    "The quick brown fox jumps over the lazy dog.",
+    "The washing machine is done.",
+    "Dinner is ready, please come downstairs.",
+    "Good morning, how are you?",
+]
+QWEN_CODEC_LANGUAGES = {
+    "english": 2050,
+    "chinese": 2055,
+    "german": 2053,
+    "french": 2061,
+    "spanish": 2054,
+    "italian": 2070,
+    "japanese": 2058,
+    "korean": 2064,
+    "portuguese": 2071,
+    "russian": 2069,
+}
 
 
 class _RopeTheta:
@@ -163,45 +227,94 @@ def build_qwen3(folder: Path, seed: int = 0, full: bool = False) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(QWEN_CORPUS * 50, trainer=trainers.BpeTrainer(
-        vocab_size=500, special_tokens=QWEN_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    tokenizer = Qwen2TokenizerFast(tokenizer_object=bpe, unk_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   pad_token="<|endoftext|>", additional_special_tokens=QWEN_SPECIALS[1:])
+    bpe.train_from_iterator(
+        QWEN_CORPUS * 50,
+        trainer=trainers.BpeTrainer(
+            vocab_size=500,
+            special_tokens=QWEN_SPECIALS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    tokenizer = Qwen2TokenizerFast(
+        tokenizer_object=bpe,
+        unk_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=QWEN_SPECIALS[1:],
+    )
     tokenizer.save_pretrained(folder)
     Qwen3TTSProcessor(tokenizer=tokenizer).save_pretrained(folder)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
 
     if full:
-        width = dict(hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8,
-                     head_dim=128)
+        width = dict(
+            hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8, head_dim=128
+        )
         talker_layers, predictor_layers, text_hidden, text_vocab = 28, 5, 2048, 151936
         mrope = [24, 20, 20]
-        speaker = dict(mel_dim=128, enc_dim=1024, enc_channels=[512, 512, 512, 512, 1536],
-                       enc_kernel_sizes=[5, 3, 3, 3, 1], enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=128,
-                       enc_res2net_scale=8, enc_se_channels=128, sample_rate=24000)
+        speaker = dict(
+            mel_dim=128,
+            enc_dim=1024,
+            enc_channels=[512, 512, 512, 512, 1536],
+            enc_kernel_sizes=[5, 3, 3, 3, 1],
+            enc_dilations=[1, 2, 3, 4, 1],
+            enc_attention_channels=128,
+            enc_res2net_scale=8,
+            enc_se_channels=128,
+            sample_rate=24000,
+        )
     else:
-        width = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_key_value_heads=1,
-                     head_dim=16)
+        width = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_key_value_heads=1, head_dim=16)
         talker_layers, predictor_layers, text_hidden, text_vocab = 1, 1, 32, len(tokenizer)
         mrope = [4, 2, 2]
-        speaker = dict(mel_dim=128, enc_dim=32, enc_channels=[16, 16, 16, 16, 48], enc_kernel_sizes=[5, 3, 3, 3, 1],
-                       enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=8, enc_res2net_scale=4,
-                       enc_se_channels=8, sample_rate=24000)
+        speaker = dict(
+            mel_dim=128,
+            enc_dim=32,
+            enc_channels=[16, 16, 16, 16, 48],
+            enc_kernel_sizes=[5, 3, 3, 3, 1],
+            enc_dilations=[1, 2, 3, 4, 1],
+            enc_attention_channels=8,
+            enc_res2net_scale=4,
+            enc_se_channels=8,
+            sample_rate=24000,
+        )
     talker = dict(
-        code_predictor_config=dict(vocab_size=2048, num_hidden_layers=predictor_layers, num_code_groups=16,
-                                   max_position_embeddings=64, **width),
-        vocab_size=3072, num_hidden_layers=talker_layers, num_code_groups=16, text_hidden_size=text_hidden,
-        text_vocab_size=text_vocab, max_position_embeddings=4096, rope_theta=1000000,
+        code_predictor_config=dict(
+            vocab_size=2048, num_hidden_layers=predictor_layers, num_code_groups=16, max_position_embeddings=64, **width
+        ),
+        vocab_size=3072,
+        num_hidden_layers=talker_layers,
+        num_code_groups=16,
+        text_hidden_size=text_hidden,
+        text_vocab_size=text_vocab,
+        max_position_embeddings=4096,
+        rope_theta=1000000,
         rope_scaling={"rope_type": "default", "mrope_section": mrope, "interleaved": True},
-        codec_eos_token_id=2150, codec_pad_id=2148, codec_bos_id=2149, codec_think_id=2154, codec_nothink_id=2155,
-        codec_think_bos_id=2156, codec_think_eos_id=2157, spk_id={}, spk_is_dialect={},
-        codec_language_id=QWEN_CODEC_LANGUAGES, **width)
+        codec_eos_token_id=2150,
+        codec_pad_id=2148,
+        codec_bos_id=2149,
+        codec_think_id=2154,
+        codec_nothink_id=2155,
+        codec_think_bos_id=2156,
+        codec_think_eos_id=2157,
+        spk_id={},
+        spk_is_dialect={},
+        codec_language_id=QWEN_CODEC_LANGUAGES,
+        **width,
+    )
     config = Qwen3TTSConfig(
-        talker_config=talker, speaker_encoder_config=speaker, tokenizer_type="qwen3_tts_tokenizer_12hz",
-        tts_model_size="0b6" if full else "tiny", tts_model_type="base", im_start_token_id=ids["<|im_start|>"],
-        im_end_token_id=ids["<|im_end|>"], tts_pad_token_id=ids["<|tts_pad|>"],
-        tts_bos_token_id=ids["<|tts_text_bos|>"], tts_eos_token_id=ids["<|tts_text_eod|>"])
+        talker_config=talker,
+        speaker_encoder_config=speaker,
+        tokenizer_type="qwen3_tts_tokenizer_12hz",
+        tts_model_size="0b6" if full else "tiny",
+        tts_model_type="base",
+        im_start_token_id=ids["<|im_start|>"],
+        im_end_token_id=ids["<|im_end|>"],
+        tts_pad_token_id=ids["<|tts_pad|>"],
+        tts_bos_token_id=ids["<|tts_text_bos|>"],
+        tts_eos_token_id=ids["<|tts_text_eod|>"],
+    )
     with _RopeTheta():
         model = Qwen3TTSForConditionalGeneration(config)
     _save_hf(model, folder)
@@ -217,34 +330,109 @@ def build_qwen3(folder: Path, seed: int = 0, full: bool = False) -> Path:
                 sub["rope_scaling"] = rope
             sub.setdefault("rope_theta", rope.get("rope_theta", sub.get("rope_theta")))
     (folder / "config.json").write_text(json.dumps(saved, indent=2))
-    (folder / "generation_config.json").write_text(json.dumps(dict(
-        do_sample=True, top_k=50, top_p=1.0, temperature=0.9, repetition_penalty=1.05, subtalker_dosample=True,
-        subtalker_top_k=50, subtalker_top_p=1.0, subtalker_temperature=0.9, max_new_tokens=8)))
+    (folder / "generation_config.json").write_text(
+        json.dumps(
+            dict(
+                do_sample=True,
+                top_k=50,
+                top_p=1.0,
+                temperature=0.9,
+                repetition_penalty=1.05,
+                subtalker_dosample=True,
+                subtalker_top_k=50,
+                subtalker_top_p=1.0,
+                subtalker_temperature=0.9,
+                max_new_tokens=8,
+            )
+        )
+    )
 
     speech = folder / "speech_tokenizer"
     if full:
-        encoder = dict(sampling_rate=24000, hidden_size=512, num_filters=64, num_residual_layers=1,
-                       upsampling_ratios=[8, 6, 5, 4], codebook_size=2048, codebook_dim=256, num_quantizers=32,
-                       vector_quantization_hidden_dimension=256, num_semantic_quantizers=1, upsample_groups=512,
-                       num_hidden_layers=8, intermediate_size=2048, num_attention_heads=8, num_key_value_heads=8,
-                       head_dim=64, sliding_window=250, max_position_embeddings=8000)
-        decoder = dict(codebook_size=2048, codebook_dim=512, hidden_size=512, latent_dim=1024, num_attention_heads=16,
-                       num_key_value_heads=16, head_dim=64, intermediate_size=1024, num_hidden_layers=8,
-                       num_quantizers=16, upsample_rates=[8, 5, 4, 3], upsampling_ratios=[2, 2], decoder_dim=1536,
-                       sliding_window=72, max_position_embeddings=8000)
+        encoder = dict(
+            sampling_rate=24000,
+            hidden_size=512,
+            num_filters=64,
+            num_residual_layers=1,
+            upsampling_ratios=[8, 6, 5, 4],
+            codebook_size=2048,
+            codebook_dim=256,
+            num_quantizers=32,
+            vector_quantization_hidden_dimension=256,
+            num_semantic_quantizers=1,
+            upsample_groups=512,
+            num_hidden_layers=8,
+            intermediate_size=2048,
+            num_attention_heads=8,
+            num_key_value_heads=8,
+            head_dim=64,
+            sliding_window=250,
+            max_position_embeddings=8000,
+        )
+        decoder = dict(
+            codebook_size=2048,
+            codebook_dim=512,
+            hidden_size=512,
+            latent_dim=1024,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            head_dim=64,
+            intermediate_size=1024,
+            num_hidden_layers=8,
+            num_quantizers=16,
+            upsample_rates=[8, 5, 4, 3],
+            upsampling_ratios=[2, 2],
+            decoder_dim=1536,
+            sliding_window=72,
+            max_position_embeddings=8000,
+        )
     else:
-        encoder = dict(sampling_rate=24000, hidden_size=16, num_filters=2, num_residual_layers=1,
-                       upsampling_ratios=[8, 6, 5, 4], codebook_size=2048, codebook_dim=8, num_quantizers=16,
-                       vector_quantization_hidden_dimension=8, num_semantic_quantizers=1, upsample_groups=16,
-                       num_hidden_layers=1, intermediate_size=32, num_attention_heads=2, num_key_value_heads=2,
-                       head_dim=8, sliding_window=250, max_position_embeddings=8000)
-        decoder = dict(codebook_size=2048, codebook_dim=8, hidden_size=16, latent_dim=16, num_attention_heads=2,
-                       num_key_value_heads=2, head_dim=8, intermediate_size=32, num_hidden_layers=1, num_quantizers=16,
-                       upsample_rates=[8, 5, 4, 3], upsampling_ratios=[2, 2], decoder_dim=32, sliding_window=72,
-                       max_position_embeddings=8000)
+        encoder = dict(
+            sampling_rate=24000,
+            hidden_size=16,
+            num_filters=2,
+            num_residual_layers=1,
+            upsampling_ratios=[8, 6, 5, 4],
+            codebook_size=2048,
+            codebook_dim=8,
+            num_quantizers=16,
+            vector_quantization_hidden_dimension=8,
+            num_semantic_quantizers=1,
+            upsample_groups=16,
+            num_hidden_layers=1,
+            intermediate_size=32,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            head_dim=8,
+            sliding_window=250,
+            max_position_embeddings=8000,
+        )
+        decoder = dict(
+            codebook_size=2048,
+            codebook_dim=8,
+            hidden_size=16,
+            latent_dim=16,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            head_dim=8,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_quantizers=16,
+            upsample_rates=[8, 5, 4, 3],
+            upsampling_ratios=[2, 2],
+            decoder_dim=32,
+            sliding_window=72,
+            max_position_embeddings=8000,
+        )
     speech_config = Qwen3TTSTokenizerV2Config(
-        encoder_config=encoder, decoder_config=decoder, encoder_valid_num_quantizers=16, input_sample_rate=24000,
-        output_sample_rate=24000, decode_upsample_rate=1920, encode_downsample_rate=1920)
+        encoder_config=encoder,
+        decoder_config=decoder,
+        encoder_valid_num_quantizers=16,
+        input_sample_rate=24000,
+        output_sample_rate=24000,
+        decode_upsample_rate=1920,
+        encode_downsample_rate=1920,
+    )
     with _RopeTheta():
         codec = Qwen3TTSTokenizerV2Model(speech_config)
     generator = torch.Generator().manual_seed(seed)
@@ -254,6 +442,7 @@ def build_qwen3(folder: Path, seed: int = 0, full: bool = False) -> Path:
                 tensor.copy_(torch.randn(tensor.shape, generator=generator))
     speech.mkdir(exist_ok=True)
     _save_hf(codec, speech)
-    EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0,
-                            return_attention_mask=True).save_pretrained(speech)
+    EncodecFeatureExtractor(
+        feature_size=1, sampling_rate=24000, padding_value=0.0, return_attention_mask=True
+    ).save_pretrained(speech)
     return folder

@@ -380,4 +380,3 @@ def _validate(s: Settings) -> None:
     for key, ok, why in checks:
         if not ok:
             raise ConfigError(f"{key}: {why}")
-

@@ -67,8 +67,16 @@ class SlotCache(Cache):
     rows are the packed prefix ``0..B-1`` the attention reads views of the cache.
     """
 
-    def __init__(self, layers: int, slots: int, kv_heads: int, length: int, head_dim: int,
-                 dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self,
+        layers: int,
+        slots: int,
+        kv_heads: int,
+        length: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
         super().__init__(layers=[])
         shape = (slots, kv_heads, length, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
@@ -81,8 +89,9 @@ class SlotCache(Cache):
     def bind(self, rows: torch.Tensor, positions: torch.Tensor, packed: bool) -> None:
         self._rows, self._positions, self._packed = rows, positions, packed
 
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int,
-               cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, cache_kwargs: dict[str, Any] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self._rows[:, None]
         keys, values = self.keys[layer_idx], self.values[layer_idx]
         keys[rows, :, self._positions] = key.transpose(1, 2)  # advanced indices first: [B, T, heads, dim]
@@ -131,9 +140,19 @@ class _Stream:
 class BatchDecoder:
     """Runs every Qwen3-TTS stream of one model instance in a single decode loop on its own thread."""
 
-    def __init__(self, model: Any, *, slots: int, max_seq_len: int, chunk_frames: int, first_chunk_frames: int,
-                 talker_sampling: Sampling, predictor_sampling: Sampling, context_frames: int = CONTEXT_FRAMES,
-                 graphs: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        slots: int,
+        max_seq_len: int,
+        chunk_frames: int,
+        first_chunk_frames: int,
+        talker_sampling: Sampling,
+        predictor_sampling: Sampling,
+        context_frames: int = CONTEXT_FRAMES,
+        graphs: bool = False,
+    ) -> None:
         self.model = model  # Qwen3TTSForConditionalGeneration
         talker, config = model.talker, model.config.talker_config
         self.talker = talker
@@ -151,7 +170,7 @@ class BatchDecoder:
         self.device, self.dtype = param.device, param.dtype
         vocab = config.vocab_size
         self.suppress = torch.zeros(vocab, dtype=torch.bool, device=self.device)
-        self.suppress[max(0, vocab - 1024):] = True  # control codes: never sampled, except end-of-speech
+        self.suppress[max(0, vocab - 1024) :] = True  # control codes: never sampled, except end-of-speech
         self.suppress[self.eos] = False
         self.seen = torch.zeros(slots, vocab, dtype=torch.bool, device=self.device)  # for the repetition penalty
         self.cache = self._slot_cache(config, slots, max_seq_len)
@@ -168,15 +187,18 @@ class BatchDecoder:
 
     def _slot_cache(self, config: Any, slots: int, length: int) -> SlotCache:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        return SlotCache(config.num_hidden_layers, slots, config.num_key_value_heads, length, head_dim,
-                         self.dtype, self.device)
+        return SlotCache(
+            config.num_hidden_layers, slots, config.num_key_value_heads, length, head_dim, self.dtype, self.device
+        )
 
     # -- public --------------------------------------------------------------------------------------------------
     def stream(self, request: StreamInput) -> Iterator[np.ndarray]:
         """Float32 audio chunks for ``request`` as the shared loop produces them; closing stops its decoding."""
         if request.prefill.shape[0] + 1 >= self.max_seq_len:
-            raise ValueError(f"prompt of {request.prefill.shape[0]} positions does not fit qwen3.max_seq_len "
-                             f"{self.max_seq_len}: use a shorter text chunk or enrollment sample")
+            raise ValueError(
+                f"prompt of {request.prefill.shape[0]} positions does not fit qwen3.max_seq_len "
+                f"{self.max_seq_len}: use a shorter text chunk or enrollment sample"
+            )
         item = _Stream(request)
         self._ensure_thread()
         self._pending.put(item)
@@ -274,8 +296,15 @@ class BatchDecoder:
         self.seen[item.slot] = False
         item.token = int(self._next_tokens(hidden[:, -1], [item])[0])
 
-    def _bind(self, cache: SlotCache, rows: torch.Tensor, starts: torch.Tensor, steps: int, packed: bool,
-              window: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _bind(
+        self,
+        cache: SlotCache,
+        rows: torch.Tensor,
+        starts: torch.Tensor,
+        steps: int,
+        packed: bool,
+        window: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Point ``cache`` at ``rows`` for ``steps`` new tokens from ``starts``: their positions [B, T] and mask."""
         positions = starts[:, None] + torch.arange(steps, device=self.device)
         cache.bind(rows, positions, packed)
@@ -394,7 +423,7 @@ class BatchDecoder:
             due = self.first_chunk_frames if item.decoded == 0 else self.chunk_frames
             if new == 0 or (new < due and not item.finished):
                 continue
-            recent = torch.stack(item.frames[-(new + self.context_frames):])
+            recent = torch.stack(item.frames[-(new + self.context_frames) :])
             context = self.context_frames - (recent.shape[0] - new)
             if context > 0 and item.request.context is not None:
                 reference = item.request.context[-context:].to(self.device)
@@ -428,12 +457,18 @@ class _Graphs:
                 rows = torch.arange(batch, device=d.device)
                 embeds = torch.zeros(batch, 1, hidden_size, dtype=d.dtype, device=d.device)
                 starts = torch.zeros(batch, dtype=torch.long, device=d.device)
-                self._talker[batch] = (*self._record(
-                    lambda e=embeds, r=rows, s=starts: d._talker(e, r, s, packed=True)[:, -1]), embeds, starts)
+                self._talker[batch] = (
+                    *self._record(lambda e=embeds, r=rows, s=starts: d._talker(e, r, s, packed=True)[:, -1]),
+                    embeds,
+                    starts,
+                )
                 hidden = torch.zeros(batch, hidden_size, dtype=d.dtype, device=d.device)
                 first = torch.zeros(batch, dtype=torch.long, device=d.device)
-                self._predictor[batch] = (*self._record(
-                    lambda h=hidden, f=first: d._predict_eager(h, f)), hidden, first)
+                self._predictor[batch] = (
+                    *self._record(lambda h=hidden, f=first: d._predict_eager(h, f)),
+                    hidden,
+                    first,
+                )
         self.ready = True
 
     def _record(self, fn: Any) -> tuple[Any, torch.Tensor]:
