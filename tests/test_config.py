@@ -409,3 +409,13 @@ def test_numeric_looking_path_from_env_is_a_path() -> None:
 @pytest.mark.parametrize("voice", ["007", "yes"])
 def test_text_setting_from_env_keeps_the_text(voice: str) -> None:
     assert load_settings(env={"VOICECLONE_SPEECH__DEFAULT_VOICE": voice}).speech.default_voice == voice
+
+
+def test_a_removed_setting_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text("mqtt:\n  host: broker\n  max_text_chars: 1000\n", encoding="utf-8")
+    settings = load_settings(path, env={})
+    assert settings.mqtt.host == "broker" and not hasattr(settings.mqtt, "max_text_chars")
+    assert "mqtt.max_text_chars is no longer used" in caplog.text and "speech.max_text_chars" in caplog.text
+    with pytest.raises(ConfigError, match=r"mqtt\.max_text_charz: unknown setting"):
+        load_settings(env={}, overrides={"mqtt.max_text_charz": "1"})

@@ -135,6 +135,20 @@ def test_streamed_text_errors_end_the_stream(service: SpeechService) -> None:
     assert service.queue_depth == 0
 
 
+def test_a_text_stream_that_goes_quiet_is_given_up(service: SpeechService) -> None:
+    service.settings.speech.text_idle_s = 0.3
+
+    async def quiet() -> AsyncIterator[str]:
+        yield "Hello there. "
+        await asyncio.sleep(5)
+        yield "Too late."
+
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidRequest, match=r"no text came for 0\.3 s"):
+        run(service.synthesize(SpeechRequest(quiet(), voice="mum")))
+    assert time.perf_counter() - t0 < 3 and service.queue_depth == 0
+
+
 def test_cache_hit_miss_and_invalidation_on_reenrollment(
     service: SpeechService, fake_engine, other_speech_wav: Path
 ) -> None:
@@ -213,12 +227,13 @@ def test_a_voice_speaks_every_language_of_its_engine(settings: Settings, fake_en
         english = run(svc.synthesize(SpeechRequest("The washing machine is done.", voice="nonna")))
         chinese = run(svc.synthesize(SpeechRequest("晚饭准备好了。", voice="nonna")))
         neutral = run(svc.synthesize(SpeechRequest("42.", voice="nonna")))
+        offered = svc.voice_languages(svc.voice("nonna"))
     finally:
         svc.close()
     assert english.languages == ("en",) and len(english.audio)
     assert chinese.languages == ("zh",)
     assert neutral.languages == ("en",)  # nothing to detect, Italian not spoken: the configured default
-    assert svc.voice_languages(svc.voice("nonna")) == ["en", "zh"]
+    assert offered == ["en", "zh"]
 
 
 def test_voice_language_and_previous_chunk_decide_when_the_text_does_not(
@@ -229,10 +244,10 @@ def test_voice_language_and_previous_chunk_decide_when_the_text_does_not(
         assert run(svc.synthesize(SpeechRequest("42.", voice="nai_nai"))).languages == ("zh",)
         assert run(svc.synthesize(SpeechRequest("OK.", voice="nai_nai"))).languages == ("en",)  # Latin script
         mixed = run(svc.synthesize(SpeechRequest("晚饭好了。 42! Dinner is ready for everyone.", voice="nai_nai")))
+        assert svc.voice_languages(svc.voice("nai_nai")) == ["zh_CN", "en"]
     finally:
         svc.close()
     assert mixed.languages == ("zh", "en") and fake_engine.languages_used[-3:] == ["zh", "zh", "en"]
-    assert svc.voice_languages(svc.voice("nai_nai")) == ["zh_CN", "en"]
 
 
 def test_default_voice(settings: Settings, fake_engine, speech_wav: Path) -> None:

@@ -98,6 +98,7 @@ class SpeechSettings:
     default_voice: str = ""
     default_language: str = "en"
     max_text_chars: int = 5000
+    text_idle_s: float = 60.0
     first_chunk_chars: int = 50
     chunk_chars: int = 180
     queue_size: int = 16
@@ -339,6 +340,7 @@ def _validate(s: Settings) -> None:
         ("speech.queue_size", s.speech.queue_size >= 1, "must be at least 1"),
         ("speech.workers", s.speech.workers >= 0, "must be 0 (automatic) or more"),
         ("speech.max_text_chars", s.speech.max_text_chars >= 1, "must be at least 1"),
+        ("speech.text_idle_s", 0 < s.speech.text_idle_s <= 3600, "must be above 0 and at most 3600"),
         ("speech.first_chunk_chars", s.speech.first_chunk_chars >= 10, "must be at least 10"),
         (
             "speech.chunk_chars",

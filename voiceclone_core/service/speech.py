@@ -177,12 +177,15 @@ class SpeechService:
         self._engine: Engine | None = None
         self._scheduler: Scheduler | None = None
         self._engine_lock = threading.Lock()
+        self._closed = False
         library.subscribe(self._voice_changed)
 
     # -- the engine ----------------------------------------------------------------------------------------------
     def _ready(self) -> tuple[Engine, Scheduler]:
         """The engine and its workers, loaded on first use (:class:`ServiceUnavailable` if it cannot load)."""
         with self._engine_lock:
+            if self._closed:
+                raise ServiceUnavailable("the speech service is shutting down")
             if self._engine is None or self._scheduler is None:
                 try:
                     engine = self._load_engine()
@@ -237,6 +240,7 @@ class SpeechService:
     def close(self) -> None:
         """Stop the workers (requests in flight end with an error) and free the engine."""
         with self._engine_lock:
+            self._closed = True
             if self._scheduler is not None:
                 self._scheduler.shutdown()
             if self._engine is not None:
@@ -362,8 +366,7 @@ class SpeechService:
             plan = await asyncio.to_thread(self._plan, request)
             holder.append(plan)
             chunks = plan.planner.whole(request.text) if isinstance(request.text, str) else []
-            if chunks:
-                await asyncio.to_thread(self._look_up, plan, chunks)
+            await self._look_up(plan, chunks)
             _, scheduler = self._ready()
             job = scheduler.open(plan.voice_id, plan.prompt, request.priority)
         except ServiceBusy:
@@ -430,13 +433,15 @@ class SpeechService:
         digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
         return _Plan(voice_id, prompt, digest, TextPlanner(self.settings.speech, chooser, speed))
 
-    def _look_up(self, plan: _Plan, chunks: list[Chunk]) -> None:
-        """Give each chunk its cache key, and its audio where the cache has it."""
+    async def _look_up(self, plan: _Plan, chunks: list[Chunk]) -> None:
+        """Give each chunk its cache key, and its audio where the cache has it (nothing to do without a cache)."""
+        if chunks and self.cache.enabled:
+            await asyncio.to_thread(self._look_up_now, plan, chunks)
+
+    def _look_up_now(self, plan: _Plan, chunks: list[Chunk]) -> None:
         for chunk in chunks:
             key = f"{plan.digest}\x1e{chunk.options.cache_token()}\x1e{chunk.text}"
             chunk.key = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-            if not self.cache.enabled:
-                continue
             cached = self.cache.get(plan.voice_id, chunk.key)
             if cached is not None:
                 clip, rate = cached
@@ -446,17 +451,24 @@ class SpeechService:
                 self.metrics.cache_misses += 1
 
     async def _feed(self, scheduler: Scheduler, job: Job, plan: _Plan, pieces: AsyncIterable[str]) -> None:
-        """Cut streamed text into chunks as it arrives and hand them to the job."""
+        """Cut streamed text into chunks as it arrives and hand them to the job (given up after
+        ``speech.text_idle_s`` without a piece)."""
+        idle = self.settings.speech.text_idle_s
+        source = aiter(pieces)
         try:
-            async for piece in pieces:
+            while True:
+                try:
+                    piece = await asyncio.wait_for(anext(source), idle)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise InvalidRequest(f"no text came for {idle:g} s: the text stream was given up") from None
                 chunks = plan.planner.feed(piece)
-                if chunks:
-                    await asyncio.to_thread(self._look_up, plan, chunks)
-                    for chunk in chunks:
-                        scheduler.offer(job, chunk)
+                await self._look_up(plan, chunks)
+                for chunk in chunks:
+                    scheduler.offer(job, chunk)
             chunks = plan.planner.flush()
-            if chunks:
-                await asyncio.to_thread(self._look_up, plan, chunks)
+            await self._look_up(plan, chunks)
             for chunk in chunks:
                 scheduler.offer(job, chunk)
             scheduler.close(job)
@@ -476,7 +488,7 @@ class SpeechService:
                 piece = audio.resample(piece, engine.sample_rate, rate)
             parts.append(piece)
             yield piece
-        if parts and self.cache.enabled:
+        if parts and chunk.key:
             self.cache.put(job.voice_id, chunk.key, np.concatenate(parts), rate)
 
 
