@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -423,3 +424,30 @@ def test_slow_reader_does_not_block_other_clients(service: SpeechService) -> Non
     assert answer[-1].type == "audio-stop" and pcm_of(answer)
     assert elapsed < 2.0
     assert slow_first is not None and slow_first.type == "audio-start"
+
+
+def test_a_client_that_resets_after_an_error_leaves_no_traceback(service: SpeechService) -> None:
+    """Home Assistant drops the connection after an error event; the server must take that quietly."""
+    import gc
+
+    problems: list[dict] = []
+
+    async def scenario() -> list[str]:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: problems.append(context))
+        async with serving(service) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await async_write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name="nobody")).event(), writer)
+            error = await asyncio.wait_for(async_read_event(reader), 10)
+            sock = writer.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            writer.transport.abort()
+            await asyncio.sleep(0.3)
+            gc.collect()
+            await asyncio.sleep(0.1)
+            async with AsyncTcpClient("127.0.0.1", port) as client:  # the server carries on
+                await client.write_event(Synthesize(text="Still here.", voice=SynthesizeVoice(name="mum")).event())
+                after = await read_until(client, ("audio-stop", "error"))
+        return [error.type if error else "", after[-1].type]
+
+    assert asyncio.run(scenario()) == ["error", "audio-stop"]
+    assert not [p for p in problems if isinstance(p.get("exception"), ConnectionError)], problems

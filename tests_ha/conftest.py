@@ -26,6 +26,18 @@ sys.path.insert(0, str(ROOT))
 import custom_components.voiceclone  # noqa: E402,F401
 
 SERVER_PYTHON = Path(os.environ.get("VOICECLONE_SERVER_PYTHON", ROOT / ".venv" / "bin" / "python"))
+
+
+def server_env() -> dict[str, str]:
+    """The environment for the project's CLI: ours, less the variables that are not its settings.
+
+    ``VOICECLONE_*`` variables are settings to the server, which refuses unknown ones: the test-only override of the
+    server interpreter must not reach it.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "VOICECLONE_SERVER_PYTHON"}
+    return {**env, "PYTHONWARNINGS": "ignore"}
+
+
 SAMPLE_TEXT = (
     "The quick brown fox jumps over the lazy dog. We should leave for the station at half past seven, "
     "before the rain starts. Please remember to water the plants and to feed the cat this evening. "
@@ -64,10 +76,9 @@ def espeak(text: str, path: Path, voice: str = "en-us+f3") -> Path:
 
 def voiceclone(*args: str) -> subprocess.CompletedProcess:
     """Run the project's CLI with the server interpreter."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
         [str(SERVER_PYTHON), "-m", "voiceclone_core.cli", *args],
-        env=env,
+        env=server_env(),
         check=True,
         capture_output=True,
         text=True,
@@ -86,7 +97,6 @@ class Server:
     proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         self.proc = subprocess.Popen(
             [
                 str(SERVER_PYTHON),
@@ -105,7 +115,7 @@ class Server:
                 "--set",
                 f"web.port={self.web_port}",
             ],
-            env=env,
+            env=server_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=ROOT,

@@ -89,6 +89,13 @@ class VoiceCloneEventHandler(AsyncEventHandler):
             log.debug("ignoring event %s", event.type)
         return True
 
+    async def run(self) -> None:
+        """Serve the connection until the client leaves; a client that resets the connection is not an error."""
+        try:
+            await super().run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            log.debug("client went away")
+
     async def disconnect(self) -> None:
         self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):  # the client is gone: nothing to tell it
