@@ -139,13 +139,24 @@ class Metrics:
 
 @dataclass
 class _Plan:
-    """One request once its voice and engine are known."""
+    """One request once its voice and engine are known (``digest``: its cache-key prefix, empty without a cache)."""
 
     voice_id: str
     prompt: VoicePrompt
     digest: str
     planner: TextPlanner
     first_audio_s: float | None = None
+
+
+@dataclass
+class _Flight:
+    """A request admitted to the scheduler: its plan, its job, when it started, and the task feeding streamed text."""
+
+    plan: _Plan
+    scheduler: Scheduler
+    job: Job
+    started: float
+    feeder: asyncio.Task[None] | None = None
 
 
 @contextlib.contextmanager
@@ -347,24 +358,25 @@ class SpeechService:
 
     async def synthesize(self, request: SpeechRequest) -> Rendering:
         """The whole audio of a request."""
-        plan_holder: list[_Plan] = []
-        parts = [piece async for piece in self._stream(request, plan_holder)]
-        plan = plan_holder[0]
+        flight = await self._take_off(request)
+        parts = [piece async for piece in self._audio(flight, request.volume)]
         clip = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        plan = flight.plan
         return Rendering(clip, self.sample_rate, plan.first_audio_s, tuple(plan.planner.languages))
 
     async def stream(self, request: SpeechRequest) -> AsyncIterator[np.ndarray]:
         """Float32 audio chunks at :attr:`sample_rate`, each as soon as it is ready."""
-        async for piece in self._stream(request, []):
-            yield piece
+        flight = await self._take_off(request)
+        async with contextlib.aclosing(self._audio(flight, request.volume)) as pieces:
+            async for piece in pieces:
+                yield piece
 
-    async def _stream(self, request: SpeechRequest, holder: list[_Plan]) -> AsyncIterator[np.ndarray]:
-        start = time.perf_counter()
+    async def _take_off(self, request: SpeechRequest) -> _Flight:
+        """Check and plan a request, admit it, and start feeding its chunks to the workers."""
+        started = time.perf_counter()
         self.metrics.requests += 1
-        feeder: asyncio.Task[None] | None = None
         try:
             plan = await asyncio.to_thread(self._plan, request)
-            holder.append(plan)
             chunks = plan.planner.whole(request.text) if isinstance(request.text, str) else []
             await self._look_up(plan, chunks)
             _, scheduler = self._ready()
@@ -376,16 +388,21 @@ class SpeechService:
         except ServiceError:
             self.metrics.errors += 1
             raise
+        flight = _Flight(plan, scheduler, job, started)
         if isinstance(request.text, str):
             for chunk in chunks:
                 scheduler.offer(job, chunk)
             scheduler.close(job)
         else:
-            feeder = asyncio.create_task(self._feed(scheduler, job, plan, request.text))
-        samples = 0
+            flight.feeder = asyncio.create_task(self._feed(scheduler, job, plan, request.text))
+        return flight
+
+    async def _audio(self, flight: _Flight, volume: float) -> AsyncIterator[np.ndarray]:
+        """The audio of a request in flight, as the workers make it; the request is dropped when the listener goes."""
+        plan, samples = flight.plan, 0
         try:
             while True:
-                item = await job.out.get()
+                item = await flight.job.out.get()
                 if item is DONE:
                     break
                 if isinstance(item, BaseException):
@@ -394,27 +411,28 @@ class SpeechService:
                         raise item
                     raise SynthesisFailed(f"synthesis failed: {item}") from item
                 if plan.first_audio_s is None:
-                    plan.first_audio_s = time.perf_counter() - start
+                    plan.first_audio_s = time.perf_counter() - flight.started
                     self.metrics.first_audio_s.append(plan.first_audio_s)
                 samples += len(item)
-                yield _with_volume(item, request.volume)
+                yield _with_volume(item, volume)
         finally:
-            scheduler.cancel(job)
-            if feeder is not None:
-                feeder.cancel()
+            flight.scheduler.cancel(flight.job)
+            if flight.feeder is not None:
+                flight.feeder.cancel()
         if not plan.planner.chunks:
             raise NothingToSay("nothing to say: the text has no words")
         if samples:
-            self.metrics.real_time_factor.append((time.perf_counter() - start) / (samples / self.sample_rate))
+            elapsed = time.perf_counter() - flight.started
+            self.metrics.real_time_factor.append(elapsed / (samples / self.sample_rate))
 
     def _plan(self, request: SpeechRequest) -> _Plan:
         """Check a request and find its voice, prompt and languages (in a worker thread: it may load the engine)."""
         if not isinstance(request.text, str | AsyncIterable):
             raise InvalidRequest(f"text must be a string, not {type(request.text).__name__}")
-        speed, volume = _number("speed", request.speed, 0.25, 4.0), _number("volume", request.volume, 0.0, 2.0)
+        speed = _number("speed", request.speed, 0.25, 4.0)
+        _number("volume", request.volume, 0.0, 2.0)  # applied to the audio as it leaves
         if request.language is not None and not isinstance(request.language, str):
             raise InvalidRequest(f"language must be a language code such as 'en', not {request.language!r}")
-        del volume  # checked here, applied to the audio as it leaves
         voice_id = self._resolve_voice(request.voice)
         engine, _ = self._ready()
         with _voice_errors():
@@ -429,13 +447,15 @@ class SpeechService:
             voice_language=profile.language,
             default_language=self.settings.speech.default_language,
         )
-        parts = [engine.name, engine.version, prompt.digest(), str(self.sample_rate)]
-        digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
+        digest = ""
+        if self.cache.enabled:  # hashing the prompt (megabytes for some engines) is only for cache keys
+            parts = [engine.name, engine.version, prompt.digest(), str(self.sample_rate)]
+            digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
         return _Plan(voice_id, prompt, digest, TextPlanner(self.settings.speech, chooser, speed))
 
     async def _look_up(self, plan: _Plan, chunks: list[Chunk]) -> None:
         """Give each chunk its cache key, and its audio where the cache has it (nothing to do without a cache)."""
-        if chunks and self.cache.enabled:
+        if chunks and plan.digest:
             await asyncio.to_thread(self._look_up_now, plan, chunks)
 
     def _look_up_now(self, plan: _Plan, chunks: list[Chunk]) -> None:

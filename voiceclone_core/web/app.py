@@ -15,7 +15,6 @@ Errors are JSON ``{"error", "code"}`` with the status of the service's error tab
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 from importlib import resources
@@ -143,16 +142,14 @@ async def enroll(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     fields, data = await _read_form(request)
     enrollment = await asyncio.to_thread(
-        functools.partial(
-            service.enroll,
-            fields.get("name", ""),
-            data,
-            consent=fields.get("consent"),
-            transcript=fields.get("transcript"),
-            language=fields.get("language") or None,
-            voice_id=fields.get("id") or None,
-            origin="web",
-        )
+        service.enroll,
+        fields.get("name", ""),
+        data,
+        consent=fields.get("consent"),
+        transcript=fields.get("transcript"),
+        language=fields.get("language") or None,
+        voice_id=fields.get("id") or None,
+        origin="web",
     )
     return web.json_response(
         {"voice": _profile_json(enrollment.profile), "quality": enrollment.report.to_dict()}, status=201
