@@ -6,7 +6,9 @@ import asyncio
 import io
 import json
 import os
+import re
 import shutil
+import stat
 import threading
 import time
 from pathlib import Path
@@ -221,3 +223,38 @@ def test_page_records_checks_enrolls_and_previews_in_chromium(
     # VOICECLONE_SCREENSHOT=docs/enrollment-page.png refreshes the README's picture of the page
     if os.environ.get("VOICECLONE_SCREENSHOT"):
         (ROOT / os.environ["VOICECLONE_SCREENSHOT"]).write_bytes(png)
+
+
+def test_health_says_who_the_server_is_and_why_the_engine_cannot_start(settings: Settings) -> None:
+    """A configured engine whose model is not installed: the API still answers, 503 with the reason and the model,
+    and the server keeps its id (the integration raises a repair from this)."""
+    settings.engine.name = "pocket"
+    service = build_service(settings)
+    server = WebServer(service)
+    try:
+        status, _, body = request(server, "GET", "api/health")
+        health = json.loads(body)
+        assert status == 503 and health["status"] == "unavailable"
+        assert health["missing_models"] == ["pocket-tts-english"]
+        assert "cannot start" in health["error"] and "voiceclone models download" in health["error"]
+        assert health["server_id"] == service.server_id and re.fullmatch(r"[0-9a-f]{32}", health["server_id"])
+        assert health["version"] == service.version != ""
+        status, _, body = request(server, "POST", "api/voices/x/preview", json={"text": "Hello."})
+        assert status >= 400 and json.loads(body)["code"]  # every request says why too, none hangs
+    finally:
+        server.close()
+        service.close()
+    again = build_service(settings)
+    assert again.server_id == service.server_id  # kept in the data folder across restarts
+    again.close()
+
+
+def test_server_id_file_is_private_and_a_damaged_one_is_replaced(tmp_path: Path) -> None:
+    from voiceclone_core.service.identity import server_id
+
+    first = server_id(tmp_path)
+    path = tmp_path / "server_id"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and server_id(tmp_path) == first
+    path.write_text("garbage")
+    second = server_id(tmp_path)
+    assert second != first and re.fullmatch(r"[0-9a-f]{32}", second) and path.read_text().strip() == second

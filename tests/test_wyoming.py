@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import socket
 import struct
@@ -398,7 +399,10 @@ def test_zeroconf_announces_wyoming_service_on_loopback(service: SpeechService) 
 
     found, port, addresses, server_port, properties = asyncio.run(scenario())
     assert found and port == server_port and addresses == ["127.0.0.1"]
-    assert properties == {"web_port": "8123"}  # where our integration finds the voice API
+    # where our integration finds the voice API, and the id it keys its entry on (the same on every start)
+    assert properties == {"web_port": "8123", "server_id": service.server_id}
+    assert re.fullmatch(r"[0-9a-f]{32}", service.server_id)
+    assert (service.settings.data_dir / "server_id").read_text().strip() == service.server_id
 
 
 def test_slow_reader_does_not_block_other_clients(service: SpeechService) -> None:

@@ -4,20 +4,26 @@ On every start the add-on's run script calls ``voiceclone addon-prepare``: the o
 ``/data/options.json`` become ``/data/voiceclone.yaml`` (settings for ``voiceclone serve``), the voice library is
 reconciled with the ``voices`` option (new or changed samples enrolled, voices removed from the list deleted, each
 rejection logged with its reasons while the others go ahead), and MQTT credentials come from the Supervisor's MQTT
-service when the user gave none. ``voiceclone serve --supervisor-discovery`` announces Wyoming to Home Assistant.
+service when the user gave none. Once the server answers, ``voiceclone addon-discovery`` announces it to Home
+Assistant through the Supervisor (``voiceclone`` for our integration; ``wyoming`` too if the user asks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
-import socket
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
 
 from voiceclone_core.homeassistant import HomeAssistantClient, HomeAssistantError
 from voiceclone_core.service import (
@@ -35,7 +41,7 @@ SUPERVISOR = "http://supervisor"
 ORIGIN = "addon-options"
 SAMPLE_ROOTS = (Path("/media"), Path("/share"))
 WYOMING_PORT = 10200
-WEB_PORT = 8099  # ingress_port in addon/config.yaml
+WEB_PORT = 8099  # the Supervisor's default ingress port (addon/config.yaml does not repeat it)
 
 
 class AddonError(ValueError):
@@ -229,22 +235,72 @@ def supervisor_mqtt(token: str | None) -> dict[str, Any] | None:
     return data if data.get("host") else None
 
 
-def announce_wyoming(token: str, port: int = WYOMING_PORT, web_port: int | None = None) -> bool:
-    """Tell Home Assistant (through the Supervisor) where our Wyoming server is (and our web API, if served).
+def wait_until_serving(
+    wyoming_port: int = WYOMING_PORT, web_port: int = WEB_PORT, timeout_s: float = 900.0, host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """Wait until the server answers a Wyoming ``describe`` and ``api/health`` (the engine may take minutes to
+    load); its health JSON. :class:`AddonError` if it does not answer within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(_describe(host, wyoming_port))
+            return _health(host, web_port)
+        except (OSError, TimeoutError, ValueError) as exc:
+            last = str(exc) or type(exc).__name__
+        time.sleep(1.0)
+    raise AddonError(f"the server did not answer on ports {wyoming_port}/{web_port} within {timeout_s:.0f} s: {last}")
 
-    Home Assistant's wyoming integration reads only ``uri``; ours also reads ``web_port``.
-    """
-    uri = f"tcp://{socket.gethostname()}:{port}"
-    config: dict[str, Any] = {"uri": uri}
-    if web_port:
-        config["web_port"] = web_port
+
+async def _describe(host: str, port: int) -> None:
+    async with asyncio.timeout(5), AsyncTcpClient(host, port) as client:
+        await client.write_event(Describe().event())
+        while True:
+            event = await client.read_event()
+            if event is None:
+                raise ConnectionError("closed before answering describe")
+            if Info.is_type(event.type):
+                return
+
+
+def _health(host: str, port: int) -> dict[str, Any]:
+    """``api/health`` as JSON (503 included: an engine that cannot start is still a server to announce)."""
     try:
-        _supervisor("POST", "/discovery", token, {"service": "wyoming", "config": config})
-    except HomeAssistantError as exc:
-        log.error("Wyoming discovery through the Supervisor failed: %s", exc)
-        return False
-    log.info("announced Wyoming at %s to Home Assistant", uri)
-    return True
+        with urllib.request.urlopen(f"http://{host}:{port}/api/health", timeout=5) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    data = json.loads(body)
+    if not isinstance(data, dict) or not data.get("server_id"):
+        raise ValueError("api/health did not say who the server is")
+    return data
+
+
+def discovery_messages(
+    health: dict[str, Any], hostname: str, also_wyoming: bool = False, wyoming_port: int = WYOMING_PORT
+) -> list[dict[str, Any]]:
+    """What to post to the Supervisor: always ``voiceclone`` (our integration: Wyoming URI, web/API port, the
+    server's id); ``wyoming`` too when the user wants core's Wyoming integration to be offered the server."""
+    uri = f"tcp://{hostname}:{wyoming_port}"
+    ours = {"uri": uri, "web_port": WEB_PORT, "server_id": health["server_id"], "version": health.get("version", "")}
+    messages = [{"service": "voiceclone", "config": ours}]
+    if also_wyoming:
+        messages.append({"service": "wyoming", "config": {"uri": uri}})
+    return messages
+
+
+def announce(token: str, messages: list[dict[str, Any]]) -> bool:
+    """Post each discovery message to the Supervisor; False (logged) if any was refused."""
+    ok = True
+    for message in messages:
+        try:
+            _supervisor("POST", "/discovery", token, message)
+        except HomeAssistantError as exc:
+            log.error("discovery %r through the Supervisor failed: %s", message["service"], exc)
+            ok = False
+        else:
+            log.info("announced %s at %s to Home Assistant", message["service"], message["config"]["uri"])
+    return ok
 
 
 def load_options(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from voiceclone_core.service import (
     QualityReport,
     RecordingRejected,
     ServiceError,
+    ServiceUnavailable,
     SpeechRequest,
     SpeechService,
     build_service,
@@ -84,11 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     sv.add_argument("--uri", help="Wyoming listen address, e.g. tcp://0.0.0.0:10200 (default from settings)")
     sv.add_argument("--no-zeroconf", action="store_true", help="do not announce the server over mDNS")
-    sv.add_argument(
-        "--supervisor-discovery",
-        action="store_true",
-        help="announce Wyoming to Home Assistant through the Supervisor (inside the add-on)",
-    )
 
     m = sub.add_parser("models", parents=[common], help="list, download or verify neural-engine models")
     m.add_argument("action", choices=["list", "download", "verify"])
@@ -99,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--options", type=Path, default=Path("/data/options.json"))
     ap.add_argument("--output", type=Path, default=Path("/data/voiceclone.yaml"))
+    ad = sub.add_parser(
+        "addon-discovery",
+        parents=[common],
+        help="add-on start: once the server answers, announce it to Home Assistant through the Supervisor",
+    )
+    ad.add_argument("--options", type=Path, default=Path("/data/options.json"))
+    ad.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the server to answer")
+    ad.add_argument("--wyoming-port", type=int, help=argparse.SUPPRESS)  # default: the add-on's ports
+    ad.add_argument("--web-port", type=int, help=argparse.SUPPRESS)
     ap.add_argument(
         "--sample-root",
         type=Path,
@@ -244,7 +250,10 @@ def cmd_serve(args: argparse.Namespace, service: SpeechService) -> int:
     settings = service.settings
     logging.getLogger().setLevel(settings.log_level.upper())
     fetch_configured_models(settings)
-    service.start()  # load the engine and prepare the voices before the doors open
+    try:
+        service.start()  # load the engine and prepare the voices before the doors open
+    except ServiceUnavailable as exc:  # the doors still open: every request and api/health say why
+        log.error("%s; serving anyway so that clients can see why (api/health)", exc)
 
     async def run() -> None:
         server = WyomingServer(service)
@@ -266,12 +275,6 @@ def cmd_serve(args: argparse.Namespace, service: SpeechService) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print(f"serving Wyoming on {settings.wyoming.uri} (port {server.port})", flush=True)
-        token = os.environ.get("SUPERVISOR_TOKEN")
-        if args.supervisor_discovery and token and server.port:
-            from voiceclone_core.addon import announce_wyoming
-
-            web_port = settings.web.port if settings.web.enabled else None
-            await asyncio.to_thread(announce_wyoming, token, server.port, web_port)
         await stop.wait()
         if bridge is not None:
             await bridge.stop()
@@ -309,6 +312,24 @@ def cmd_addon_prepare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_addon_discovery(args: argparse.Namespace, settings: Settings) -> int:
+    from voiceclone_core import addon
+
+    token = os.environ.get("SUPERVISOR_TOKEN")
+    if not token:
+        raise CliError("SUPERVISOR_TOKEN is not set: discovery works only inside the add-on")
+    try:
+        options = addon.load_options(args.options)
+        wyoming_port, web_port = args.wyoming_port or addon.WYOMING_PORT, args.web_port or addon.WEB_PORT
+        health = addon.wait_until_serving(wyoming_port, web_port, args.timeout)
+    except addon.AddonError as exc:
+        raise CliError(str(exc)) from exc
+    messages = addon.discovery_messages(
+        health, socket.gethostname(), bool(options.get("wyoming_discovery")), wyoming_port
+    )
+    return 0 if addon.announce(token, messages) else 1
+
+
 @contextlib.contextmanager
 def _service(settings: Settings) -> Iterator[SpeechService]:
     service = build_service(settings)
@@ -335,6 +356,7 @@ COMMANDS: dict[str, Command] = {
     "delete": _with_service(cmd_delete),
     "serve": _with_service(cmd_serve),
     "addon-prepare": cmd_addon_prepare,
+    "addon-discovery": cmd_addon_discovery,
     "models": cmd_models,
 }
 

@@ -85,6 +85,16 @@ def choose_engine(settings: Settings) -> tuple[str, list[str]]:
     return FALLBACK, skipped
 
 
+def required_models(settings: Settings) -> list[str]:
+    """The model-manager entries this configuration needs: the named engine's model and ``models.download``."""
+    names = list(settings.models.download)
+    spec = _ENGINES.get(settings.engine.name)
+    model = getattr(_section(settings, spec), "model", None) if spec is not None else None
+    if isinstance(model, str) and model and model not in names:
+        names.insert(0, model)
+    return names
+
+
 def create_engine(settings: Settings) -> Engine:
     """Build the engine named in settings (``auto``: the best one this machine can run, logging why)."""
     name = settings.engine.name

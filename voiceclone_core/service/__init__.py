@@ -22,6 +22,7 @@ from voiceclone_core.service.scheduler import Priority
 from voiceclone_core.service.speech import (
     EngineInfo,
     Enrollment,
+    Health,
     Rendering,
     SpeechRequest,
     SpeechService,
@@ -33,6 +34,7 @@ from voiceclone_core.voices import VoiceProfile
 __all__ = [
     "EngineInfo",
     "Enrollment",
+    "Health",
     "InvalidRequest",
     "LanguageUnavailable",
     "NothingToSay",

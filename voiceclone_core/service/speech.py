@@ -34,6 +34,9 @@ from voiceclone_core import audio, text
 from voiceclone_core.config import Settings
 from voiceclone_core.engines.base import Engine, EngineError, VoicePrompt
 from voiceclone_core.engines.base import EngineUnavailable as _EngineUnavailable
+from voiceclone_core.engines.registry import required_models
+from voiceclone_core.models import ModelManager
+from voiceclone_core.service import identity
 from voiceclone_core.service.cache import AudioCache
 from voiceclone_core.service.errors import (
     InvalidRequest,
@@ -73,6 +76,19 @@ class SpeechRequest:
     speed: float = 1.0
     volume: float = 1.0
     priority: Priority = Priority.INTERACTIVE
+
+
+@dataclass(frozen=True)
+class Health:
+    """``api/health``: ``status`` ok | unavailable, who the server is, and what stops the engine."""
+
+    status: str
+    server_id: str
+    version: str
+    engine: EngineInfo | None
+    voices: int
+    error: str = ""
+    missing_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +205,7 @@ class SpeechService:
         self._scheduler: Scheduler | None = None
         self._engine_lock = threading.Lock()
         self._closed = False
+        self._load_error = ""
         library.subscribe(self._voice_changed)
 
     # -- the engine ----------------------------------------------------------------------------------------------
@@ -201,10 +218,13 @@ class SpeechService:
                 try:
                     engine = self._load_engine()
                 except (_EngineUnavailable, EngineError) as exc:
-                    raise ServiceUnavailable(f"the speech engine cannot start: {exc}") from exc
+                    self._load_error = f"the speech engine cannot start: {exc}"
+                    raise ServiceUnavailable(self._load_error) from exc
                 except Exception as exc:  # a model that does not load, a package that breaks: same answer, logged
                     log.exception("the speech engine failed to load")
-                    raise ServiceUnavailable(f"the speech engine cannot start: {exc}") from exc
+                    self._load_error = f"the speech engine cannot start: {exc}"
+                    raise ServiceUnavailable(self._load_error) from exc
+                self._load_error = ""
                 render = functools.partial(
                     self._render, engine, self.settings.speech.output_sample_rate or engine.sample_rate
                 )
@@ -234,6 +254,33 @@ class SpeechService:
         """Name, version, rate and languages of the engine (loads it)."""
         engine, _ = self._ready()
         return EngineInfo(engine.name, engine.version, engine.sample_rate, tuple(engine.languages))
+
+    @functools.cached_property
+    def server_id(self) -> str:
+        """This server's stable id (kept in the data folder; Home Assistant keys its entry on it)."""
+        return identity.server_id(self.settings.data_dir)
+
+    @property
+    def version(self) -> str:
+        """The version of the running server (the package's)."""
+        return identity.package_version()
+
+    def health(self) -> Health:
+        """Whether the engine runs (loading it unless an earlier load failed: requests retry, health only reports),
+        who the server is, and what stops the engine (its error, the models it needs that are not installed)."""
+        if not self._load_error:
+            with contextlib.suppress(ServiceUnavailable):
+                self._ready()
+        with self._engine_lock:
+            engine = self._engine
+            error = self._load_error or ("the speech service is shutting down" if self._closed else "")
+        info = EngineInfo(engine.name, engine.version, engine.sample_rate, tuple(engine.languages)) if engine else None
+        status = "ok" if info else "unavailable"
+        manager = ModelManager(self.settings.resolved_models_dir)
+        missing = tuple(
+            name for name in required_models(self.settings) if name in manager.catalogue and not manager.installed(name)
+        )
+        return Health(status, self.server_id, self.version, info, len(self.voices()), error, missing)
 
     @property
     def sample_rate(self) -> int:
@@ -273,8 +320,13 @@ class SpeechService:
             return self._library.get(voice_id)
 
     def voice_languages(self, profile: VoiceProfile) -> list[str]:
-        """The languages a voice is offered in: all the engine speaks, the voice's own first."""
-        return voice_languages(profile.language, self._ready()[0].languages)
+        """The languages a voice is offered in: all the engine speaks, the voice's own first (only its own while the
+        engine cannot start, so the voice stays listed)."""
+        try:
+            spoken = self._ready()[0].languages
+        except ServiceUnavailable:
+            return [profile.language]
+        return voice_languages(profile.language, spoken)
 
     def enroll(
         self,

@@ -104,18 +104,20 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEY]
-    engine = await asyncio.to_thread(service.engine_info)
-    voices = await asyncio.to_thread(service.voices)
-    return web.json_response(
-        {
-            "status": "ok",
-            "engine": engine.name,
-            "engine_version": engine.version,
-            "languages": list(engine.languages),
-            "voices": len(voices),
-        }
-    )
+    """Who the server is and whether it can speak: 200 when the engine runs, 503 (with the reason) otherwise."""
+    h = await asyncio.to_thread(request.app[SERVICE_KEY].health)
+    body: dict[str, Any] = {
+        "status": h.status,
+        "server_id": h.server_id,
+        "version": h.version,
+        "voices": h.voices,
+        "missing_models": list(h.missing_models),
+    }
+    if h.engine is not None:
+        body.update(engine=h.engine.name, engine_version=h.engine.version, languages=list(h.engine.languages))
+    if h.error:
+        body["error"] = h.error
+    return web.json_response(body, status=200 if h.status == "ok" else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 from wyoming.server import AsyncServer
 
-from voiceclone_core.service import SpeechService
+from voiceclone_core.service import ServiceUnavailable, SpeechService
 from voiceclone_core.wyoming.handler import VoiceCloneEventHandler
 
 log = logging.getLogger(__name__)
@@ -22,21 +22,15 @@ PROGRAM = "voiceclone"
 ATTRIBUTION = Attribution(name="VoiceClone for Home Assistant", url="")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("voiceclone")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
-
-
 def build_info(service: SpeechService) -> Info:
     """One TTS program with one voice per enrolled household voice (read fresh on every describe).
 
     Each voice is offered in every language the engine speaks, its own first.
     """
-    engine = service.engine_info()
+    try:
+        engine = f"{service.engine_info().name} engine"
+    except ServiceUnavailable as exc:  # still listed, so Home Assistant sees the voices; speaking says why not
+        engine = f"unavailable: {exc}"
     voices = [
         TtsVoice(
             name=profile.id,
@@ -52,8 +46,8 @@ def build_info(service: SpeechService) -> Info:
         name=PROGRAM,
         attribution=ATTRIBUTION,
         installed=True,
-        description=f"Household voice cloning ({engine.name} engine)",
-        version=_version(),
+        description=f"Household voice cloning ({engine})",
+        version=service.version,
         voices=voices,
         supports_synthesize_streaming=True,
     )
@@ -95,11 +89,14 @@ class WyomingServer:
         parsed = urlparse(self.uri)
         if announce and parsed.scheme == "tcp" and self.port:
             web = self.service.settings.web
+            properties = {"server_id": self.service.server_id}
+            if web.enabled:
+                properties["web_port"] = str(web.port)
             self._zeroconf = Zeroconf(
                 self.port,
                 self.service.settings.wyoming.zeroconf_name or None,
                 host=None if parsed.hostname in ("0.0.0.0", "::", "") else parsed.hostname,
-                properties={"web_port": str(web.port)} if web.enabled else None,
+                properties=properties,
             )
             await self._zeroconf.register()
 
@@ -113,7 +110,8 @@ class WyomingServer:
 class Zeroconf:
     """mDNS announcement of ``_wyoming._tcp`` so Home Assistant discovers the server.
 
-    ``properties`` go into the TXT record; ``web_port`` tells our integration where the voice-management API is.
+    ``properties`` go into the TXT record: ``server_id`` (what our integration keys its entry on) and ``web_port``
+    (where the voice-management API is).
     """
 
     SERVICE = "_wyoming._tcp.local."

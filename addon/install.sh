@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The add-on image's install step (run by the Dockerfile): the voiceclone server into a virtual environment.
+#   VOICECLONE_SOURCE  a pip requirement URL for this repository: the Dockerfile passes the release tag of the
+#                      add-on's version; tests pass a local clone (git+file:///path@ref)
+#   VENV               where to install (default /opt/voiceclone)
+set -euo pipefail
+: "${VOICECLONE_SOURCE:?set VOICECLONE_SOURCE, e.g. git+https://github.com/OWNER/REPO@v1.2.3}"
+VENV=${VENV:-/opt/voiceclone}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+# The CPU build of torch (Pocket TTS and the speaker encoder need it); CUDA has no place in an add-on (HA OS has
+# no NVIDIA drivers).
+"$VENV/bin/pip" install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+"$VENV/bin/pip" install "voiceclone[pocket] @ ${VOICECLONE_SOURCE}"
+"$VENV/bin/voiceclone" --help > /dev/null
+echo "installed $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("voiceclone"))') into $VENV"
