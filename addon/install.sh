@@ -3,13 +3,16 @@
 #   VOICECLONE_SOURCE  a pip requirement URL for this repository: the Dockerfile passes the release tag of the
 #                      add-on's version; tests pass a local clone (git+file:///path@ref)
 #   VENV               where to install (default /opt/voiceclone)
+#   TORCH_INDEX_URL    where the CPU build of torch comes from (default: PyTorch's CPU index; a mirror may stand in)
 set -euo pipefail
 : "${VOICECLONE_SOURCE:?set VOICECLONE_SOURCE, e.g. git+https://github.com/OWNER/REPO@v1.2.3}"
 VENV=${VENV:-/opt/voiceclone}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --upgrade pip  # Debian's may be too old to parse a git URL requirement
 # The CPU build of torch (Pocket TTS and the speaker encoder need it); CUDA has no place in an add-on (HA OS has
 # no NVIDIA drivers).
-"$VENV/bin/pip" install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+"$VENV/bin/pip" install "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" \
+  --extra-index-url https://pypi.org/simple
 "$VENV/bin/pip" install "voiceclone[pocket] @ ${VOICECLONE_SOURCE}"
 "$VENV/bin/voiceclone" --help > /dev/null
 echo "installed $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("voiceclone"))') into $VENV"

@@ -86,6 +86,7 @@ def test_the_install_step_installs_the_release_tag_of_a_clone(clone: Path, tmp_p
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "deps-from-test-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {**os.environ, "VOICECLONE_SOURCE": f"git+file://{clone}@v{version}", "VENV": str(venv)}
+    env["TORCH_INDEX_URL"] = "https://pypi.org/simple"  # PyTorch's own index is out of reach here (PyPI has the CPU wheel)
     proc = subprocess.run(
         ["bash", str(clone / "addon" / "install.sh")], env=env, capture_output=True, text=True, timeout=600
     )

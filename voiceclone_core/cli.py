@@ -255,6 +255,8 @@ def cmd_serve(args: argparse.Namespace, service: SpeechService) -> int:
     except ServiceUnavailable as exc:  # the doors still open: every request and api/health say why
         log.error("%s; serving anyway so that clients can see why (api/health)", exc)
 
+    server_id = service.server_id  # made on the first start, before any door can be asked who we are
+
     async def run() -> None:
         server = WyomingServer(service)
         await server.start()
@@ -274,7 +276,7 @@ def cmd_serve(args: argparse.Namespace, service: SpeechService) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        print(f"serving Wyoming on {settings.wyoming.uri} (port {server.port})", flush=True)
+        print(f"serving Wyoming on {settings.wyoming.uri} (port {server.port}; server id {server_id})", flush=True)
         await stop.wait()
         if bridge is not None:
             await bridge.stop()
