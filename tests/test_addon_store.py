@@ -97,6 +97,7 @@ def test_the_install_step_installs_the_release_tag_of_a_clone(clone: Path, tmp_p
         capture_output=True,
         text=True,
         check=True,
+        cwd=tmp_path,
     ).stdout
     assert installed.startswith(str(venv))  # the clone's package, not this checkout's
     bad = subprocess.run(["bash", str(clone / "addon" / "install.sh")], env={**env, "VOICECLONE_SOURCE": ""})

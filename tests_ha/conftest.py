@@ -95,6 +95,7 @@ class Server:
     web_port: int
     data: Path
     proc: subprocess.Popen | None = None
+    settings: tuple[str, ...] = ()  # more ``section.key=value`` settings
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -114,6 +115,7 @@ class Server:
                 f"web.host={self.host}",
                 "--set",
                 f"web.port={self.web_port}",
+                *(arg for setting in self.settings for arg in ("--set", setting)),
             ],
             env=server_env(),
             stdout=subprocess.DEVNULL,
@@ -122,6 +124,11 @@ class Server:
         )
         wait_port(self.port, self.proc)
         wait_port(self.web_port, self.proc)
+
+    @property
+    def server_id(self) -> str:
+        """The id the server made for itself on first start (its config entries are keyed on it)."""
+        return (self.data / "server_id").read_text().strip()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -177,7 +184,7 @@ def entry_data(server: Server) -> dict:
 
 @pytest.fixture
 async def loaded_entry(hass, server: Server):
-    """A config entry for ``server``, set up (TTS entity ``tts.voiceclone_127_0_0_1``)."""
+    """A config entry for ``server``, set up (TTS entity ``tts.voiceclone_127_0_0_1_voices``)."""
     from custom_components.voiceclone.const import DOMAIN
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -185,7 +192,7 @@ async def loaded_entry(hass, server: Server):
         domain=DOMAIN,
         title=f"VoiceClone ({server.host})",
         data=entry_data(server),
-        unique_id=f"{server.host}:{server.port}",
+        unique_id=server.server_id,
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from .conftest import espeak, free_port
 
-ENTITY = "tts.voiceclone_127_0_0_1"
+ENTITY = "tts.voiceclone_127_0_0_1_voices"
 
 
 @pytest.fixture

@@ -7,19 +7,20 @@ import wave
 from collections.abc import AsyncGenerator
 
 import pytest
-from custom_components.voiceclone.const import DOMAIN
+from custom_components.voiceclone.const import DOMAIN, ISSUE_UNREACHABLE, UNREACHABLE_POLLS
 from custom_components.voiceclone.tts import HAS_STREAMING
 from homeassistant.components import tts
 from homeassistant.components.tts.media_source import generate_media_source_id
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .conftest import Server, entry_data, free_port
 
-ENTITY = "tts.voiceclone_127_0_0_1"
+ENTITY = "tts.voiceclone_127_0_0_1_voices"
 
 
 def read_wav(data: bytes) -> tuple[int, int, bytes]:
@@ -162,21 +163,32 @@ async def test_unavailable_while_the_server_is_down_and_back_by_itself(hass: Hom
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        entity_id = "tts.voiceclone_down"
+        entity_id = "tts.voiceclone_down_voices"
         assert hass.states.get(entity_id).state != "unavailable"
+        issues = ir.async_get(hass)
+        issue_id = f"{ISSUE_UNREACHABLE}_{entry.entry_id}"
         server.stop()
-        freezer.tick(timedelta(seconds=31))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)  # the poll runs as a background task
+
+        async def poll() -> None:
+            freezer.tick(timedelta(seconds=31))
+            async_fire_time_changed(hass)
+            await hass.async_block_till_done(wait_background_tasks=True)  # the poll runs as a background task
+
+        await poll()
         assert hass.states.get(entity_id).state == "unavailable"
         with pytest.raises(HomeAssistantError) as err:
             await hass.data["tts"].get_entity(entity_id).async_get_tts_audio("Hello.", "en", {})
         assert err.value.translation_key == "cannot_connect"
+        assert issues.async_get_issue(DOMAIN, issue_id) is None  # one missed poll (a restart) is not a repair
+        for _ in range(UNREACHABLE_POLLS - 1):
+            await poll()
+        issue = issues.async_get_issue(DOMAIN, issue_id)
+        assert issue is not None and issue.translation_key == ISSUE_UNREACHABLE
+        assert issue.translation_placeholders["port"] == str(server.port)
         server.start()
-        freezer.tick(timedelta(seconds=31))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)  # the poll runs as a background task
+        await poll()
         assert hass.states.get(entity_id).state != "unavailable"
+        assert issues.async_get_issue(DOMAIN, issue_id) is None  # back: the repair goes by itself
     finally:
         server.stop()
 

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
-from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .client import CannotConnect, ServerError, ServerInfo, VoiceCloneClient
-from .const import CONF_WEB_PORT, DEFAULT_WEB_PORT, DOMAIN, UPDATE_INTERVAL_S
+from .const import CONF_WEB_PORT, DEFAULT_WEB_PORT, DOMAIN
+from .coordinator import VoiceCloneCoordinator
 from .errors import translated_error
 
-_LOGGER = logging.getLogger(__name__)
 PLATFORMS = [Platform.TTS]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 MEDIA_SOURCE_LOCAL = "media-source://media_source/local/"
@@ -31,7 +28,7 @@ MEDIA_SOURCE_LOCAL = "media-source://media_source/local/"
 @dataclass
 class VoiceCloneData:
     client: VoiceCloneClient
-    coordinator: DataUpdateCoordinator[ServerInfo]
+    coordinator: VoiceCloneCoordinator
 
 
 type VoiceCloneConfigEntry = ConfigEntry[VoiceCloneData]
@@ -44,26 +41,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoiceCloneConfigEntry) -
         entry.data.get(CONF_WEB_PORT, DEFAULT_WEB_PORT),
         async_get_clientsession(hass),
     )
-
-    async def refresh() -> ServerInfo:
-        try:
-            return await client.describe()
-        except CannotConnect as exc:
-            raise UpdateFailed(f"VoiceClone server unreachable: {exc}") from exc
-
-    coordinator = DataUpdateCoordinator(
-        hass,
-        _LOGGER,
-        name=DOMAIN,
-        update_method=refresh,
-        update_interval=timedelta(seconds=UPDATE_INTERVAL_S),
-        config_entry=entry,
-    )
+    coordinator = VoiceCloneCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
+    _adopt_server_id(hass, entry, coordinator.data)
     entry.runtime_data = VoiceCloneData(client, coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_options_updated))
     return True
+
+
+def _adopt_server_id(hass: HomeAssistant, entry: VoiceCloneConfigEntry, info: ServerInfo) -> None:
+    """Entries made before servers had ids (keyed ``host:port``) move to the server's id, so discovery of the same
+    server at a new address updates them."""
+    server_id = info.health.server_id if info.health else ""
+    if not server_id or entry.unique_id == server_id:
+        return
+    if any(e.unique_id == server_id for e in hass.config_entries.async_entries(DOMAIN) if e is not entry):
+        return  # another entry already is this server: leave both as they are (the user removes one)
+    hass.config_entries.async_update_entry(entry, unique_id=server_id)
 
 
 async def _options_updated(hass: HomeAssistant, entry: VoiceCloneConfigEntry) -> None:
@@ -71,13 +66,16 @@ async def _options_updated(hass: HomeAssistant, entry: VoiceCloneConfigEntry) ->
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: VoiceCloneConfigEntry) -> bool:
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        entry.runtime_data.coordinator.clear_issues()
+    return unloaded
 
 
 def _loaded_entry(hass: HomeAssistant) -> VoiceCloneConfigEntry:
     entries = [e for e in hass.config_entries.async_entries(DOMAIN) if getattr(e, "runtime_data", None)]
     if not entries:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_loaded")
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_loaded")
     return entries[0]
 
 

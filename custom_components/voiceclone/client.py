@@ -45,9 +45,25 @@ class ServerVoice:
 
 
 @dataclass(frozen=True)
+class ServerHealth:
+    """``api/health``: whether the engine runs, the server's stable id, and what stops the engine."""
+
+    status: str
+    server_id: str
+    version: str = ""
+    error: str = ""
+    missing_models: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     version: str
     voices: tuple[ServerVoice, ...]
+    health: ServerHealth | None = None
 
     @property
     def languages(self) -> list[str]:
@@ -168,11 +184,20 @@ class VoiceCloneClient:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise CannotConnect(str(exc)) from exc
 
-    async def check_api(self) -> None:
-        """CannotConnect unless the voice-management API answers (GET /api/health)."""
-        status, _ = await self._request("GET", "/health")
-        if status != 200:
+    async def health(self) -> ServerHealth:
+        """GET /api/health (200 when the engine runs, 503 with the reason when it cannot start); CannotConnect if
+        the voice-management API does not answer like a VoiceClone server."""
+        status, body = await self._request("GET", "/health")
+        if status not in (200, 503) or not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise CannotConnect(f"voice API answered HTTP {status}")
+        missing = body.get("missing_models")
+        return ServerHealth(
+            status=body["status"],
+            server_id=str(body.get("server_id") or ""),
+            version=str(body.get("version") or ""),
+            error=str(body.get("error") or ""),
+            missing_models=tuple(str(m) for m in missing) if isinstance(missing, list) else (),
+        )
 
     async def enroll(
         self,

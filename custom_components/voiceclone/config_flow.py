@@ -1,4 +1,5 @@
-"""Config flow: a VoiceClone server by host/port, or discovered over zeroconf or from the add-on (Supervisor)."""
+"""Config flow: a VoiceClone server by host/port, discovered over zeroconf or from the add-on (Supervisor), and
+reconfigured when it moves. Entries are keyed on the id the server announces, not on its address."""
 
 from __future__ import annotations
 
@@ -6,13 +7,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .client import CannotConnect, ServerInfo, VoiceCloneClient
+from .client import CannotConnect, ServerHealth, ServerInfo, VoiceCloneClient
 from .const import CONF_DEFAULT_LANGUAGE, CONF_DEFAULT_VOICE, CONF_WEB_PORT, DEFAULT_PORT, DEFAULT_WEB_PORT, DOMAIN
+
+CORE_WYOMING = "wyoming"
+
+
+class ApiUnreachable(Exception):
+    """The Wyoming port answers as VoiceClone, the web/API port does not."""
 
 
 class VoiceCloneConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -22,68 +35,117 @@ class VoiceCloneConfigFlow(ConfigFlow, domain=DOMAIN):
 
     def __init__(self) -> None:
         self._discovered: dict[str, Any] = {}
+        self._zeroconf_name: str | None = None
 
-    def _client(self, host: str, port: int, web_port: int) -> VoiceCloneClient:
-        return VoiceCloneClient(host, port, web_port, async_get_clientsession(self.hass))
+    async def _probe(self, host: str, port: int, web_port: int) -> tuple[ServerInfo, ServerHealth]:
+        """Describe over Wyoming (CannotConnect if it is not VoiceClone) and the API's health (ApiUnreachable)."""
+        client = VoiceCloneClient(host, port, web_port, async_get_clientsession(self.hass))
+        info = await client.describe()
+        try:
+            health = await client.health()
+        except CannotConnect as exc:
+            raise ApiUnreachable(str(exc)) from exc
+        return info, health
+
+    async def _form_input(self, user_input: dict[str, Any]) -> tuple[dict[str, str], str]:
+        """Errors for the form, and the server's id when there are none."""
+        try:
+            _, health = await self._probe(user_input[CONF_HOST], user_input[CONF_PORT], user_input[CONF_WEB_PORT])
+        except CannotConnect:
+            return {"base": "cannot_connect"}, ""
+        except ApiUnreachable:
+            return {CONF_WEB_PORT: "api_unreachable"}, ""
+        return {}, health.server_id or f"{user_input[CONF_HOST]}:{user_input[CONF_PORT]}"
+
+    @staticmethod
+    def _schema(defaults: dict[str, Any]) -> vol.Schema:
+        return vol.Schema(
+            {
+                vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): str,
+                vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)): int,
+                vol.Required(CONF_WEB_PORT, default=defaults.get(CONF_WEB_PORT, DEFAULT_WEB_PORT)): int,
+            }
+        )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            host, port = user_input[CONF_HOST], user_input[CONF_PORT]
-            await self.async_set_unique_id(f"{host}:{port}")
-            self._abort_if_unique_id_configured()
-            client = self._client(host, port, user_input[CONF_WEB_PORT])
-            try:
-                await client.describe()
-            except CannotConnect:
-                errors["base"] = "cannot_connect"
-            else:
-                try:
-                    await client.check_api()
-                except CannotConnect:
-                    errors[CONF_WEB_PORT] = "api_unreachable"
+            errors, server_id = await self._form_input(user_input)
             if not errors:
-                return self.async_create_entry(title=f"VoiceClone ({host})", data=user_input)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_HOST, default=(user_input or {}).get(CONF_HOST, "")): str,
-                vol.Required(CONF_PORT, default=DEFAULT_PORT): int,
-                vol.Required(CONF_WEB_PORT, default=DEFAULT_WEB_PORT): int,
-            }
+                await self.async_set_unique_id(server_id)
+                self._abort_if_unique_id_configured(updates=user_input)
+                return self.async_create_entry(title=f"VoiceClone ({user_input[CONF_HOST]})", data=user_input)
+        return self.async_show_form(step_id="user", data_schema=self._schema(user_input or {}), errors=errors)
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A new address for the same server (checked by its id) — or a fix of a wrong port."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors, server_id = await self._form_input(user_input)
+            if not errors:
+                await self.async_set_unique_id(server_id)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+        return self.async_show_form(
+            step_id="reconfigure", data_schema=self._schema(user_input or dict(entry.data)), errors=errors
         )
-        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
 
     async def async_step_zeroconf(self, discovery_info: Any) -> ConfigFlowResult:
-        """A `_wyoming._tcp` service; ours carries ``web_port`` in its TXT record."""
-        host, port = str(discovery_info.host), int(discovery_info.port or DEFAULT_PORT)
-        return await self._discovered_server(host, port, discovery_info.properties.get("web_port"))
+        """A `_wyoming._tcp` service; ours carries ``server_id`` and ``web_port`` in its TXT record."""
+        properties = discovery_info.properties or {}
+        self._zeroconf_name = discovery_info.name
+        return await self._discovered_server(
+            str(discovery_info.host),
+            int(discovery_info.port or DEFAULT_PORT),
+            properties.get("web_port"),
+            properties.get("server_id"),
+        )
 
     async def async_step_hassio(self, discovery_info: Any) -> ConfigFlowResult:
-        """The add-on announced itself through the Supervisor (``uri`` and ``web_port``)."""
-        uri = urlparse(discovery_info.config.get("uri", ""))
+        """The add-on announced itself through the Supervisor (``uri``, ``web_port``, ``server_id``)."""
+        config = discovery_info.config or {}
+        uri = urlparse(str(config.get("uri", "")))
         if not uri.hostname or not uri.port:
             return self.async_abort(reason="cannot_connect")
-        return await self._discovered_server(uri.hostname, uri.port, discovery_info.config.get("web_port"))
+        return await self._discovered_server(uri.hostname, uri.port, config.get("web_port"), config.get("server_id"))
 
-    async def _discovered_server(self, host: str, port: int, web_port: Any) -> ConfigFlowResult:
+    async def _discovered_server(self, host: str, port: int, web_port: Any, server_id: Any) -> ConfigFlowResult:
         try:
             web = int(web_port) if web_port else DEFAULT_WEB_PORT
         except (TypeError, ValueError):
             web = DEFAULT_WEB_PORT
-        await self.async_set_unique_id(f"{host}:{port}")
-        self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web})
+        address = {CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web}
+        if server_id:  # known before connecting: a server that moved updates its entry, nothing else happens
+            await self.async_set_unique_id(str(server_id))
+            self._abort_if_unique_id_configured(updates=address)
         try:
-            await self._client(host, port, web).describe()
-        except CannotConnect:
+            _, health = await self._probe(host, port, web)
+        except (CannotConnect, ApiUnreachable):
             return self.async_abort(reason="not_voiceclone")
-        self._discovered = {CONF_HOST: host, CONF_PORT: port, CONF_WEB_PORT: web}
+        if not server_id:
+            await self.async_set_unique_id(health.server_id or f"{host}:{port}")
+            self._abort_if_unique_id_configured(updates=address)
+        self._discovered = address
         self.context["title_placeholders"] = {"host": host}
         return await self.async_step_confirm()
 
     async def async_step_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         if user_input is not None:
+            self._abort_core_wyoming_offer()
             return self.async_create_entry(title=f"VoiceClone ({self._discovered[CONF_HOST]})", data=self._discovered)
         return self.async_show_form(step_id="confirm", description_placeholders={"host": self._discovered[CONF_HOST]})
+
+    def _abort_core_wyoming_offer(self) -> None:
+        """Our server also announces itself as plain Wyoming over zeroconf: once VoiceClone has it, core Wyoming's
+        offer of the same service is withdrawn, so the user is not invited to add one server twice."""
+        if self._zeroconf_name is None or self.source == SOURCE_RECONFIGURE:
+            return
+        flows = self.hass.config_entries.flow.async_progress_by_handler(
+            CORE_WYOMING, match_context={"unique_id": self._zeroconf_name}
+        )
+        for flow in flows:
+            self.hass.config_entries.flow.async_abort(flow["flow_id"])
 
     @staticmethod
     @callback

@@ -9,6 +9,7 @@ from homeassistant.components import tts
 from homeassistant.components.tts import TextToSpeechEntity, Voice
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -24,6 +25,8 @@ try:
 except ImportError:  # pragma: no cover - HA < 2025.4
     TTSAudioRequest = TTSAudioResponse = None
 HAS_STREAMING = TTSAudioResponse is not None
+# Requests go straight to the server, which queues and prioritises them itself: no limit here.
+PARALLEL_UPDATES = 0
 
 
 async def async_setup_entry(
@@ -49,7 +52,9 @@ def _number(options: dict[str, Any], key: str) -> float:
 class VoiceCloneTTSEntity(CoordinatorEntity, TextToSpeechEntity):
     """Speaks in household voices; the voice list follows the server (polled, refreshed after changes)."""
 
-    _attr_has_entity_name = False  # HA's TTS manager needs the entity's own name (e.g. "VoiceClone (nuc)")
+    # "VoiceClone (nuc) Voices": HA's TTS manager needs the entity to have a name of its own (not just the device's)
+    _attr_has_entity_name = True
+    _attr_translation_key = "voices"
 
     def __init__(self, entry: VoiceCloneConfigEntry) -> None:
         super().__init__(entry.runtime_data.coordinator)
@@ -57,13 +62,16 @@ class VoiceCloneTTSEntity(CoordinatorEntity, TextToSpeechEntity):
         self._entry = entry
         self._client = entry.runtime_data.client
         self._attr_unique_id = entry.entry_id
-        self._attr_name = entry.title
-        self._attr_device_info = {
-            "identifiers": {(DOMAIN, entry.entry_id)},
-            "name": entry.title,
-            "manufacturer": "VoiceClone",
-            "model": "Voice cloning TTS server",
-        }
+        info = entry.runtime_data.coordinator.data
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="VoiceClone",
+            model="Voice cloning TTS server",
+            sw_version=(info.health.version if info and info.health else "") or (info.version if info else None),
+            configuration_url=f"http://{self._client.host}:{self._client.web_port}/",
+            entry_type=DeviceEntryType.SERVICE,
+        )
 
     @property
     def supported_languages(self) -> list[str]:
