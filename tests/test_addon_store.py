@@ -86,7 +86,7 @@ def test_the_install_step_installs_the_release_tag_of_a_clone(clone: Path, tmp_p
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "deps-from-test-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {**os.environ, "VOICECLONE_SOURCE": f"git+file://{clone}@v{version}", "VENV": str(venv)}
-    env["TORCH_INDEX_URL"] = "https://pypi.org/simple"  # PyTorch's own index is out of reach here (PyPI has the CPU wheel)
+    env["TORCH_INDEX_URL"] = "https://pypi.org/simple"  # PyTorch's own index is out of reach here; PyPI has the wheel
     proc = subprocess.run(
         ["bash", str(clone / "addon" / "install.sh")], env=env, capture_output=True, text=True, timeout=600
     )
@@ -191,8 +191,20 @@ def test_run_service_prepares_then_serves(tmp_path: Path, prepare_rc: int) -> No
         assert proc.returncode == 0 and calls[1] == f"serve --config {tmp_path / 'v'}"
     else:  # bad options: the service fails (and finish stops the add-on) instead of serving half-configured
         assert proc.returncode == 2 and len(calls) == 1
-    proc = subprocess.run(["bash", str(S6 / "discovery" / "run")], env=env, capture_output=True, text=True)
-    assert proc.returncode == 0 and log.read_text().splitlines()[-1] == f"addon-discovery --options {env['OPTIONS']} -v"
+
+
+def test_discovery_service_never_stops_the_addon(tmp_path: Path) -> None:
+    """The base image halts the add-on when a oneshot fails: a discovery the Supervisor refused must not do that."""
+    for rc in (0, 1):
+        fake = tmp_path / "voiceclone"
+        fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "calls.log"}\nexit {rc}\n')
+        fake.chmod(0o755)
+        env = {**os.environ, "VOICECLONE": str(fake), "OPTIONS": str(tmp_path / "o.json")}
+        proc = subprocess.run(["bash", str(S6 / "discovery" / "run")], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0
+        calls = (tmp_path / "calls.log").read_text().splitlines()
+        assert calls[-1] == f"addon-discovery --options {tmp_path}/o.json -v"
+        assert ("add the VoiceClone integration by hand" in proc.stderr) is (rc != 0)
 
 
 @pytest.mark.parametrize(("code", "halts"), [(0, False), (256, False), (1, True), (2, True)])
