@@ -122,6 +122,7 @@ async def test_zeroconf_of_something_else_aborts(hass: HomeAssistant, server: Se
 async def test_supervisor_discovery_as_home_assistant_delivers_it(hass: HomeAssistant, server: Server) -> None:
     """The add-on posts ``voiceclone`` discovery; the Supervisor pushes its uuid to HA's hassio discovery view, which
     reads the message and the add-on's name back from the Supervisor and starts our flow: it ends in an entry."""
+    import inspect
     from unittest.mock import AsyncMock, MagicMock, patch
     from uuid import uuid4
 
@@ -145,7 +146,9 @@ async def test_supervisor_discovery_as_home_assistant_delivers_it(hass: HomeAssi
     supervisor.addons.addon_info = AsyncMock(return_value=MagicMock(name="info"))
     supervisor.addons.addon_info.return_value.name = "VoiceClone"
     with patch.object(hassio_discovery, "get_supervisor_client", return_value=supervisor):
-        view = hassio_discovery.HassIODiscovery(hass, MagicMock())
+        # HA 2025.4 builds the view from (hass, hassio); 2026 from hass alone
+        takes_hassio = len(inspect.signature(hassio_discovery.HassIODiscovery).parameters) > 1
+        view = hassio_discovery.HassIODiscovery(*((hass, MagicMock()) if takes_hassio else (hass,)))
         response = await view.post(MagicMock(), uuid.hex)
     assert response.status == 200
     supervisor.discovery.get.assert_awaited_once_with(uuid)
