@@ -41,6 +41,7 @@ SUPERVISOR = "http://supervisor"
 ORIGIN = "addon-options"
 SAMPLE_ROOTS = (Path("/media"), Path("/share"))
 WYOMING_PORT = 10200
+INGRESS_PROXY = "172.30.32.2"  # the Supervisor's ingress proxy: requests from it were authenticated by Home Assistant
 WEB_PORT = 8099  # the Supervisor's default ingress port (addon/config.yaml does not repeat it)
 
 
@@ -59,7 +60,7 @@ def settings_from_options(options: dict[str, Any], mqtt_service: dict[str, Any] 
         "speech": {"default_voice": options.get("default_voice") or ""},
         "cache": {"max_mb": int(options.get("cache_mb", 256))},
         "wyoming": {"uri": f"tcp://0.0.0.0:{WYOMING_PORT}", "zeroconf": False},
-        "web": {"enabled": True, "host": "0.0.0.0", "port": WEB_PORT},
+        "web": {"enabled": True, "host": "0.0.0.0", "port": WEB_PORT, "ingress_proxy": INGRESS_PROXY},
         "homeassistant": {
             "media_dir": "/media/voiceclone",
             "media_source": "media-source://media_source/local/voiceclone",

@@ -9,6 +9,7 @@ Environment names are ``VOICECLONE_<SECTION>__<KEY>`` (``VOICECLONE_SPEECH__QUEU
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
@@ -35,6 +36,15 @@ class ConfigError(ValueError):
 
 # Settings that existed once: accepted with a warning (so an old settings file still starts), then ignored.
 _REMOVED = {"mqtt.max_text_chars": "speech.max_text_chars is the one text limit of every door"}
+
+
+def _networks_ok(items: list[str]) -> bool:
+    try:
+        for item in items:
+            ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def default_data_dir() -> Path:
@@ -118,10 +128,15 @@ class CacheSettings:
 class WyomingSettings:
     """The Wyoming TTS door (Home Assistant Assist and tts.speak)."""
 
-    uri: str = "tcp://0.0.0.0:10200"
+    uri: str = "tcp://127.0.0.1:10200"
     zeroconf: bool = True
     zeroconf_name: str = ""
     samples_per_chunk: int = 1024
+    allowed_clients: list[str] = field(default_factory=list)
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 300.0
+    max_event_bytes: int = 65536
+    max_connections_per_client: int = 8
 
 
 @dataclass
@@ -129,9 +144,15 @@ class WebSettings:
     """The enrollment page and JSON API."""
 
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8099
     max_upload_mb: int = 25
+    auth: bool = True
+    ingress_proxy: str = ""
+    allowed_origins: list[str] = field(default_factory=list)
+    enrollments_per_hour: int = 20
+    previews_per_minute: int = 20
+    request_timeout_s: float = 120.0
 
 
 @dataclass
@@ -372,6 +393,14 @@ def _validate(s: Settings) -> None:
         ("mqtt.discovery_prefix", _TOPIC_ID.fullmatch(s.mqtt.discovery_prefix) is not None, "letters, digits, _, -"),
         ("homeassistant.keep_media_minutes", s.homeassistant.keep_media_minutes >= 1, "must be at least 1"),
         ("wyoming.samples_per_chunk", 64 <= s.wyoming.samples_per_chunk <= 65536, "must be within 64..65536"),
+        ("wyoming.allowed_clients", _networks_ok(s.wyoming.allowed_clients), "IP addresses or networks (CIDR)"),
+        ("wyoming.header_timeout_s", 0 < s.wyoming.header_timeout_s <= 3600, "must be within 0..3600 (not 0)"),
+        ("wyoming.idle_timeout_s", 0 < s.wyoming.idle_timeout_s <= 86400, "must be within 0..86400 (not 0)"),
+        ("wyoming.max_event_bytes", 1024 <= s.wyoming.max_event_bytes <= 16 << 20, "must be within 1 KiB..16 MiB"),
+        ("wyoming.max_connections_per_client", 1 <= s.wyoming.max_connections_per_client <= 1024, "1..1024"),
+        ("web.enrollments_per_hour", s.web.enrollments_per_hour >= 1, "must be at least 1"),
+        ("web.previews_per_minute", s.web.previews_per_minute >= 1, "must be at least 1"),
+        ("web.request_timeout_s", 1 <= s.web.request_timeout_s <= 3600, "must be within 1..3600"),
         ("classic.conversion_strength", 0.0 <= s.classic.conversion_strength <= 1.5, "must be within 0..1.5"),
         (
             "log_level",
