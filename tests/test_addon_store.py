@@ -199,11 +199,11 @@ def test_discovery_service_never_stops_the_addon(tmp_path: Path) -> None:
         fake = tmp_path / "voiceclone"
         fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "calls.log"}\nexit {rc}\n')
         fake.chmod(0o755)
-        env = {**os.environ, "VOICECLONE": str(fake), "OPTIONS": str(tmp_path / "o.json")}
+        env = {**os.environ, "VOICECLONE": str(fake), "OPTIONS": str(tmp_path / "o.json"), "SETTINGS": "/x/v.yaml"}
         proc = subprocess.run(["bash", str(S6 / "discovery" / "run")], env=env, capture_output=True, text=True)
         assert proc.returncode == 0
         calls = (tmp_path / "calls.log").read_text().splitlines()
-        assert calls[-1] == f"addon-discovery --options {tmp_path}/o.json -v"
+        assert calls[-1] == f"addon-discovery --config /x/v.yaml --options {tmp_path}/o.json -v"
         assert ("add the VoiceClone integration by hand" in proc.stderr) is (rc != 0)
 
 
@@ -263,7 +263,7 @@ def test_discovery_is_posted_once_the_server_answers(
     probe = RunningServer(service)
     wyoming_port, web_port = probe.ports
     probe.close()
-    args = ["addon-discovery", "--options", str(options), "--timeout", "30"]
+    args = ["addon-discovery", "--options", str(options), "--timeout", "30", "--data-dir", str(settings.data_dir)]
     args += ["--wyoming-port", str(wyoming_port), "--web-port", str(web_port)]
     result: list[int] = []
     worker = threading.Thread(target=lambda: result.append(main(args)))
@@ -282,6 +282,7 @@ def test_discovery_is_posted_once_the_server_answers(
     assert [p["service"] for p in posted] == (["voiceclone", "wyoming"] if wyoming_too else ["voiceclone"])
     ours = posted[0]["config"]
     assert ours["server_id"] == service.server_id and ours["web_port"] == addon.WEB_PORT
+    assert ours["token"] == service.api_token.current()  # the integration can use the API straight away
     assert re.fullmatch(rf"tcp://[^:/]+:{wyoming_port}", ours["uri"])
     if wyoming_too:
         assert posted[1]["config"] == {"uri": ours["uri"]}  # core Wyoming reads only the URI

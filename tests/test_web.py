@@ -35,6 +35,7 @@ class WebServer:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.runner = self.call(start_web(service, "127.0.0.1", 0))
+        self.token = service.api_token.current()
         port = self.runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/"
 
@@ -56,7 +57,11 @@ def web(settings: Settings, fake_engine):
     service.close()
 
 
-def request(server: WebServer, method: str, path: str, **kw: Any) -> tuple[int, str, bytes]:
+def request(server: WebServer, method: str, path: str, token: str | None = "", **kw: Any) -> tuple[int, str, bytes]:
+    """An HTTP request with the server's token (``token=None``: without one; a string: that one)."""
+    if token is not None:
+        kw["headers"] = {"Authorization": f"Bearer {token or server.token}", **kw.get("headers", {})}
+
     async def go() -> tuple[int, str, bytes]:
         async with aiohttp.ClientSession() as session, session.request(method, server.url + path, **kw) as r:
             return r.status, r.content_type, await r.read()

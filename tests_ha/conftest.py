@@ -126,6 +126,11 @@ class Server:
         wait_port(self.web_port, self.proc)
 
     @property
+    def token(self) -> str:
+        """The web API's token (made privately in the data folder on the server's first start)."""
+        return (self.data / "api_token").read_text().strip()
+
+    @property
     def server_id(self) -> str:
         """The id the server made for itself on first start (its config entries are keyed on it)."""
         return (self.data / "server_id").read_text().strip()
@@ -177,9 +182,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, sample_wav: Path) -> Iterat
 
 def entry_data(server: Server) -> dict:
     from custom_components.voiceclone.const import CONF_WEB_PORT
-    from homeassistant.const import CONF_HOST, CONF_PORT
+    from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 
-    return {CONF_HOST: server.host, CONF_PORT: server.port, CONF_WEB_PORT: server.web_port}
+    return {CONF_HOST: server.host, CONF_PORT: server.port, CONF_WEB_PORT: server.web_port, CONF_TOKEN: server.token}
 
 
 @pytest.fixture

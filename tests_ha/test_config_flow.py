@@ -7,11 +7,12 @@ from ipaddress import ip_address
 import pytest
 from custom_components.voiceclone.const import CONF_DEFAULT_LANGUAGE, CONF_DEFAULT_VOICE, CONF_WEB_PORT, DOMAIN
 from homeassistant import config_entries, data_entry_flow
-from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockModule,
@@ -107,7 +108,10 @@ async def test_zeroconf_discovery_confirms_and_takes_the_web_port_from_txt(hass:
         DOMAIN, context={"source": config_entries.SOURCE_ZEROCONF}, data=_zeroconf(server)
     )
     assert result["type"] is FlowResultType.FORM and result["step_id"] == "confirm"
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert CONF_TOKEN in result["data_schema"].schema  # zeroconf never carries the token: the user gives it
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: "wrong"})
+    assert result["type"] is FlowResultType.FORM and result["errors"] == {CONF_TOKEN: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: server.token})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == entry_data(server)
 
@@ -138,6 +142,7 @@ async def test_supervisor_discovery_as_home_assistant_delivers_it(hass: HomeAssi
             "uri": f"tcp://{server.host}:{server.port}",
             "web_port": server.web_port,
             "server_id": server.server_id,
+            "token": server.token,
             "version": "0.2.0",
         },
     )
@@ -156,6 +161,8 @@ async def test_supervisor_discovery_as_home_assistant_delivers_it(hass: HomeAssi
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert len(flows) == 1 and flows[0]["context"]["source"] == config_entries.SOURCE_HASSIO
     assert flows[0]["step_id"] == "confirm" and flows[0]["context"]["unique_id"] == server.server_id
+    form = await hass.config_entries.flow.async_configure(flows[0]["flow_id"])  # the confirm form as shown
+    assert CONF_TOKEN not in form["data_schema"].schema  # the add-on sent the token: nothing to type
     result = await hass.config_entries.flow.async_configure(flows[0]["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY and result["data"] == entry_data(server)
     assert result["result"].unique_id == server.server_id
@@ -247,7 +254,7 @@ async def test_adding_voiceclone_withdraws_core_wyomings_offer_of_the_same_servi
         result = await hass.config_entries.flow.async_init(
             DOMAIN, context={"source": config_entries.SOURCE_ZEROCONF}, data=_zeroconf(server)
         )
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: server.token})
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert hass.config_entries.flow.async_progress_by_handler("wyoming") == []
         with pytest.raises(data_entry_flow.UnknownFlow):
@@ -270,3 +277,43 @@ async def test_options_flow_sets_default_voice_and_language(hass: HomeAssistant,
     assert entity.default_options == {"voice": "mum"} and entity.default_language == "en"
     assert hass.states.get(ENTITY).state != "unavailable"  # reloaded with the new options
     assert CONF_HOST in loaded_entry.data
+
+
+async def test_user_step_refuses_a_wrong_token(hass: HomeAssistant, server: Server) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**entry_data(server), CONF_TOKEN: "not-the-token"}
+    )
+    assert result["type"] is FlowResultType.FORM and result["errors"] == {CONF_TOKEN: "invalid_auth"}
+
+
+async def test_a_rotated_token_starts_reauth_which_takes_the_new_one(hass: HomeAssistant, tmp_path, sample_wav) -> None:
+    """Its own server, since the token changes: `voiceclone token --rotate` → the next poll fails auth → reauth."""
+    from datetime import timedelta
+
+    from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+    from .conftest import voiceclone
+
+    server = Server("127.0.0.1", free_port(), free_port(), tmp_path)
+    server.start()
+    try:
+        entry = MockConfigEntry(domain=DOMAIN, data=entry_data(server), unique_id="rotating")
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        new = voiceclone("token", "--rotate", "--data-dir", str(tmp_path)).stdout.strip()
+        assert new == server.token != entry.data[CONF_TOKEN]
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
+        await hass.async_block_till_done(wait_background_tasks=True)
+        flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        assert [f["context"]["source"] for f in flows] == [config_entries.SOURCE_REAUTH]
+        result = await hass.config_entries.flow.async_configure(flows[0]["flow_id"], {CONF_TOKEN: "stale"})
+        assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+        result = await hass.config_entries.flow.async_configure(flows[0]["flow_id"], {CONF_TOKEN: new})
+        assert result["type"] is FlowResultType.ABORT and result["reason"] == "reauth_successful"
+        assert entry.data[CONF_TOKEN] == new
+        await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        server.stop()

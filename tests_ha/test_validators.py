@@ -151,7 +151,7 @@ def test_every_translation_key_the_code_uses_exists() -> None:
     for error in re.findall(r'errors?\[?[^=\n]*\] = "(\w+)"|: "(\w+)"\}, ""', SOURCES["config_flow.py"]):
         assert next(r for r in error if r) in STRINGS["config"]["error"]
     for step in re.findall(r"async def async_step_(\w+)", SOURCES["config_flow.py"]):
-        if step not in ("zeroconf", "hassio"):  # discovery steps show no form of their own
+        if step not in ("zeroconf", "hassio", "reauth"):  # these steps show no form of their own
             assert step in STRINGS["config"]["step"] or step in STRINGS["options"]["step"], step
     for constant, kind in re.findall(r'^(ISSUE_\w+) = "(\w+)"$', SOURCES["const.py"], re.M):
         issue = STRINGS["issues"][kind]

@@ -278,12 +278,19 @@ def _health(host: str, port: int) -> dict[str, Any]:
 
 
 def discovery_messages(
-    health: dict[str, Any], hostname: str, also_wyoming: bool = False, wyoming_port: int = WYOMING_PORT
+    health: dict[str, Any],
+    hostname: str,
+    also_wyoming: bool = False,
+    wyoming_port: int = WYOMING_PORT,
+    token: str = "",
 ) -> list[dict[str, Any]]:
     """What to post to the Supervisor: always ``voiceclone`` (our integration: Wyoming URI, web/API port, the
-    server's id); ``wyoming`` too when the user wants core's Wyoming integration to be offered the server."""
+    server's id, the API token — the Supervisor hands discovery only to Home Assistant); ``wyoming`` too when the
+    user wants core's Wyoming integration to be offered the server."""
     uri = f"tcp://{hostname}:{wyoming_port}"
     ours = {"uri": uri, "web_port": WEB_PORT, "server_id": health["server_id"], "version": health.get("version", "")}
+    if token:
+        ours["token"] = token
     messages = [{"service": "voiceclone", "config": ours}]
     if also_wyoming:
         messages.append({"service": "wyoming", "config": {"uri": uri}})

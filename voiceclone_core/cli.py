@@ -22,6 +22,7 @@ from voiceclone_core import audio
 from voiceclone_core.config import ConfigError, Settings, load_settings
 from voiceclone_core.models import ModelError, ModelManager, progress_printer
 from voiceclone_core.service import (
+    ApiToken,
     QualityReport,
     RecordingRejected,
     ServiceError,
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("delete", parents=[common], help="delete a voice and every file of it")
     d.add_argument("voice_id")
+
+    t = sub.add_parser("token", parents=[common], help="show the web API's token (for the Home Assistant integration)")
+    t.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working at once")
 
     sv = sub.add_parser(
         "serve", parents=[common], help="run the network doors: Wyoming, the enrollment page and API, the MQTT bridge"
@@ -204,6 +208,11 @@ def cmd_delete(args: argparse.Namespace, service: SpeechService) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace, service: SpeechService) -> int:
+    print(service.api_token.rotate() if args.rotate else service.api_token.current())
+    return 0
+
+
 def _model_manager(settings: Settings) -> ModelManager:
     return ModelManager(settings.resolved_models_dir, settings.models.hub_url, settings.models.hf_token)
 
@@ -256,6 +265,11 @@ def cmd_serve(args: argparse.Namespace, service: SpeechService) -> int:
         log.error("%s; serving anyway so that clients can see why (api/health)", exc)
 
     server_id = service.server_id  # made on the first start, before any door can be asked who we are
+    if settings.web.enabled and settings.web.auth and not service.api_token.path.exists():
+        print(
+            f"web API token (shown once; `voiceclone token` shows it again): {service.api_token.current()}",
+            flush=True,
+        )
 
     async def run() -> None:
         server = WyomingServer(service)
@@ -326,8 +340,9 @@ def cmd_addon_discovery(args: argparse.Namespace, settings: Settings) -> int:
         health = addon.wait_until_serving(wyoming_port, web_port, args.timeout)
     except addon.AddonError as exc:
         raise CliError(str(exc)) from exc
+    api_token = ApiToken(settings.data_dir).current() if settings.web.auth else ""
     messages = addon.discovery_messages(
-        health, socket.gethostname(), bool(options.get("wyoming_discovery")), wyoming_port
+        health, socket.gethostname(), bool(options.get("wyoming_discovery")), wyoming_port, api_token
     )
     return 0 if addon.announce(token, messages) else 1
 
@@ -356,6 +371,7 @@ COMMANDS: dict[str, Command] = {
     "say": _with_service(cmd_say),
     "rename": _with_service(cmd_rename),
     "delete": _with_service(cmd_delete),
+    "token": _with_service(cmd_token),
     "serve": _with_service(cmd_serve),
     "addon-prepare": cmd_addon_prepare,
     "addon-discovery": cmd_addon_discovery,

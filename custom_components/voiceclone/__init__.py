@@ -7,7 +7,7 @@ from pathlib import Path
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_HOST, CONF_PORT, Platform
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
@@ -15,7 +15,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .client import CannotConnect, ServerError, ServerInfo, VoiceCloneClient
+from .client import CannotConnect, InvalidAuth, ServerError, ServerInfo, VoiceCloneClient
 from .const import CONF_WEB_PORT, DEFAULT_WEB_PORT, DOMAIN
 from .coordinator import VoiceCloneCoordinator
 from .errors import translated_error
@@ -40,6 +40,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoiceCloneConfigEntry) -
         entry.data[CONF_PORT],
         entry.data.get(CONF_WEB_PORT, DEFAULT_WEB_PORT),
         async_get_clientsession(hass),
+        entry.data.get(CONF_TOKEN, ""),
     )
     coordinator = VoiceCloneCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
@@ -108,6 +109,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
                 call.data.get("transcript"),
                 call.data.get("language"),
             )
+        except InvalidAuth as exc:
+            entry.async_start_reauth(hass)
+            raise translated_error(exc) from exc
         except (CannotConnect, ServerError) as exc:
             raise translated_error(exc) from exc
         await entry.runtime_data.coordinator.async_refresh()  # now, not debounced: the list changed
@@ -118,6 +122,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         entry = _loaded_entry(hass)
         try:
             await entry.runtime_data.client.delete(call.data["voice"])
+        except InvalidAuth as exc:
+            entry.async_start_reauth(hass)
+            raise translated_error(exc) from exc
         except (CannotConnect, ServerError) as exc:
             raise translated_error(exc) from exc
         await entry.runtime_data.coordinator.async_refresh()  # now, not debounced: the list changed

@@ -28,6 +28,10 @@ class CannotConnect(Exception):
     """The server did not answer (or is not a VoiceClone server)."""
 
 
+class InvalidAuth(Exception):
+    """The voice API refused the token (missing, wrong, or rotated on the server)."""
+
+
 class ServerError(Exception):
     """The server answered with an error; ``code`` tells which (VoiceNotFoundError, ServiceBusy, rejected, ...)."""
 
@@ -73,9 +77,10 @@ class ServerInfo:
 class VoiceCloneClient:
     """One VoiceClone server: ``host`` with its Wyoming port and its web/API port."""
 
-    def __init__(self, host: str, port: int, web_port: int, session: aiohttp.ClientSession) -> None:
+    def __init__(self, host: str, port: int, web_port: int, session: aiohttp.ClientSession, token: str = "") -> None:
         self.host, self.port, self.web_port = host, port, web_port
         self.session = session
+        self.token = token
 
     @property
     def api(self) -> str:
@@ -177,12 +182,23 @@ class VoiceCloneClient:
                 await client.disconnect()
 
     async def _request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        """One API request with the token; InvalidAuth on 401, CannotConnect when nothing sensible answers."""
+        if self.token:
+            kw["headers"] = {"Authorization": f"Bearer {self.token}"}
         try:
             async with asyncio.timeout(SYNTH_TIMEOUT_S), self.session.request(method, self.api + path, **kw) as r:
                 body = await r.json(content_type=None) if r.status != 204 else None
-                return r.status, body
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             raise CannotConnect(str(exc)) from exc
+        if r.status == 401:
+            raise InvalidAuth((body or {}).get("error", "the server refused the token"))
+        return r.status, body
+
+    async def check_auth(self) -> None:
+        """InvalidAuth unless the token opens the voice API (GET /api/voices)."""
+        status, _ = await self._request("GET", "/voices")
+        if status != 200:
+            raise CannotConnect(f"voice API answered HTTP {status}")
 
     async def health(self) -> ServerHealth:
         """GET /api/health (200 when the engine runs, 503 with the reason when it cannot start); CannotConnect if

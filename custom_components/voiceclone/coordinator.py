@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .client import CannotConnect, ServerHealth, ServerInfo, VoiceCloneClient
+from .client import CannotConnect, InvalidAuth, ServerHealth, ServerInfo, VoiceCloneClient
 from .const import (
     DOMAIN,
     ISSUE_ENGINE_UNAVAILABLE,
@@ -56,6 +57,9 @@ class VoiceCloneCoordinator(DataUpdateCoordinator[ServerInfo]):
         self._clear_issue(ISSUE_UNREACHABLE)
         try:
             health: ServerHealth | None = await self.client.health()
+            await self.client.check_auth()
+        except InvalidAuth as exc:  # the token was rotated on the server: ask the user for the new one
+            raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from exc
         except CannotConnect as exc:  # speech still works; voice management and repairs wait for the API
             _LOGGER.debug("VoiceClone API at %s not answering: %s", self.client.api, exc)
             health = None

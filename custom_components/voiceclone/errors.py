@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
-from .client import CannotConnect, ServerError
+from .client import CannotConnect, InvalidAuth, ServerError
 from .const import DOMAIN
 
 
-def translated_error(exc: CannotConnect | ServerError) -> HomeAssistantError:
-    """The error to raise for ``exc``: unreachable server, unknown voice, rejected sample or other server error."""
+def translated_error(exc: CannotConnect | InvalidAuth | ServerError) -> HomeAssistantError:
+    """The error to raise for ``exc``: unreachable server, refused token, unknown voice, rejected sample or other
+    server error."""
+    if isinstance(exc, InvalidAuth):
+        return HomeAssistantError(translation_domain=DOMAIN, translation_key="invalid_auth")
     if isinstance(exc, CannotConnect):
         return HomeAssistantError(translation_domain=DOMAIN, translation_key="cannot_connect")
     if exc.code == "VoiceNotFoundError":

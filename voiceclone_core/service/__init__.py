@@ -18,6 +18,7 @@ from voiceclone_core.service.errors import (
     UnknownVoice,
     outcome,
 )
+from voiceclone_core.service.identity import ApiToken
 from voiceclone_core.service.scheduler import Priority
 from voiceclone_core.service.speech import (
     EngineInfo,
@@ -32,6 +33,7 @@ from voiceclone_core.service.speech import (
 from voiceclone_core.voices import VoiceProfile
 
 __all__ = [
+    "ApiToken",
     "EngineInfo",
     "Enrollment",
     "Health",

@@ -206,6 +206,7 @@ class SpeechService:
         self._engine_lock = threading.Lock()
         self._closed = False
         self._load_error = ""
+        self.api_token = identity.ApiToken(settings.data_dir)
         library.subscribe(self._voice_changed)
 
     # -- the engine ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import logging
 from importlib import resources
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from voiceclone_core import audio
@@ -33,11 +34,14 @@ from voiceclone_core.service import (
     VoiceProfile,
     outcome,
 )
+from voiceclone_core.web.guard import Guard
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 AUDIO_TYPES = ("audio/", "application/octet-stream")
+FIELDS = ("name", "consent", "transcript", "language", "id")
+MAX_FIELD_BYTES = 64 * 1024  # a transcript of a 10-minute recording is well under this
 SERVICE_KEY: web.AppKey[SpeechService] = web.AppKey("service", SpeechService)
 
 
@@ -71,30 +75,63 @@ def _profile_json(p: VoiceProfile) -> dict[str, Any]:
     }
 
 
+class _Refused(web.HTTPClientError):
+    """A 4xx answer with our JSON body (any client-error status)."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        self.status_code = status
+        super().__init__(text=json.dumps({"error": message, "code": code}), content_type="application/json")
+
+
+def _refuse(status: int, message: str, code: str = "invalid_request") -> web.HTTPException:
+    return _Refused(status, message, code)
+
+
+async def _read_part(part: Any, limit: int, what: str) -> bytes:
+    """A part's raw bytes, refused with 413 as soon as it passes ``limit``."""
+    data = bytearray()
+    while chunk := await part.read_chunk(65536):
+        data += chunk
+        if len(data) > limit:
+            raise _refuse(413, f"{what} is larger than {limit} bytes", "too_large")
+    return bytes(data)
+
+
 async def _read_form(request: web.Request) -> tuple[dict[str, str], bytes]:
-    """Fields and the ``audio`` part of a multipart upload; clear errors for anything else."""
+    """Fields and the ``audio`` part of a multipart upload, within the upload limit (the whole body), the field
+    limits and ``web.request_timeout_s``; a clear 4xx for anything else, never a silently shortened field."""
     if not request.content_type.startswith("multipart/form-data"):
-        raise web.HTTPUnsupportedMediaType(
-            text=json.dumps({"error": "send multipart/form-data with an 'audio' file"}), content_type="application/json"
-        )
+        raise _refuse(415, "send multipart/form-data with an 'audio' file", "unsupported")
+    settings = request.app[SERVICE_KEY].settings.web
+    budget = settings.max_upload_mb * 1024 * 1024 + MAX_FIELD_BYTES * len(FIELDS)
     fields: dict[str, str] = {}
     data = b""
-    reader = await request.multipart()
-    async for part in reader:
-        if part.name == "audio":
-            ctype = part.headers.get("Content-Type", "application/octet-stream")
-            if not ctype.startswith(AUDIO_TYPES):
-                raise web.HTTPUnsupportedMediaType(
-                    text=json.dumps({"error": f"'audio' must be an audio file, not {ctype}"}),
-                    content_type="application/json",
-                )
-            data = bytes(await part.read(decode=False))
-        elif part.name:
-            fields[part.name] = (await part.text())[:2000]
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "audio":
+                    ctype = (part.headers.get("Content-Type") or "application/octet-stream").lower()
+                    if not ctype.startswith(AUDIO_TYPES) or ctype == "audio/":
+                        raise _refuse(415, f"'audio' must be an audio file, not {ctype}", "unsupported")
+                    data = await _read_part(part, settings.max_upload_mb * 1024 * 1024, "the recording")
+                    budget -= len(data)
+                elif part.name in FIELDS:
+                    raw = await _read_part(part, MAX_FIELD_BYTES, f"the field '{part.name}'")
+                    budget -= len(raw)
+                    fields[part.name] = raw.decode("utf-8")
+                else:
+                    budget -= len(await _read_part(part, MAX_FIELD_BYTES, "an unknown field"))
+                if budget < 0:
+                    raise _refuse(413, "the upload is too large", "too_large")
+    except TimeoutError:
+        raise _refuse(408, "the upload took too long to arrive", "timeout") from None
+    except UnicodeDecodeError:
+        raise _refuse(400, "form fields must be UTF-8 text") from None
+    except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:  # aiohttp's multipart parser
+        raise _refuse(400, f"malformed multipart upload: {exc}") from None
     if not data:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "no 'audio' file in the upload"}), content_type="application/json"
-        )
+        raise _refuse(400, "no 'audio' file in the upload")
     return fields, data
 
 
@@ -186,7 +223,8 @@ async def preview(request: web.Request) -> web.Response:
 
 def create_app(service: SpeechService, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> web.Application:
     """The aiohttp application (uploads above ``max_upload_bytes`` are refused with 413)."""
-    app = web.Application(client_max_size=max_upload_bytes, middlewares=[service_errors])
+    guard = Guard(service.settings.web, service.api_token)
+    app = web.Application(client_max_size=max_upload_bytes, middlewares=[guard.middleware, service_errors])
     app[SERVICE_KEY] = service
     app.add_routes(
         [

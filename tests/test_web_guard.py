@@ -1,0 +1,163 @@
+"""The web door's guard: the API's token, add-on ingress, same-origin writes, rate limits, malformed uploads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from voiceclone_core.config import Settings
+from voiceclone_core.service import build_service
+
+from .conftest import PARAGRAPH
+from .test_web import WebServer, request, upload
+
+
+@pytest.fixture
+def guarded(settings: Settings, fake_engine):
+    settings.web.max_upload_mb = 2
+    service = build_service(settings, engine=fake_engine)
+    server = WebServer(service)
+    yield server, service
+    server.close()
+    service.close()
+
+
+def test_the_api_needs_the_token_but_the_page_and_health_do_not(guarded, speech_wav: Path) -> None:
+    server, service = guarded
+    for method, path in (
+        ("GET", "api/voices"),
+        ("GET", "api/metrics"),
+        ("DELETE", "api/voices/x"),
+        ("GET", "api/passage"),
+    ):
+        status, _, body = request(server, method, path, token=None)
+        assert status == 401 and json.loads(body)["code"] == "unauthorized", path
+        assert request(server, method, path, token="wrong-" + server.token)[0] == 401, path
+    status, _, _ = request(server, "POST", "api/voices", token=None, data=upload(speech_wav, name="Eve", consent="Eve"))
+    assert status == 401 and service.voices() == []  # nothing enrolled without the token
+    assert request(server, "GET", "", token=None)[0] == 200
+    assert request(server, "GET", "api/health", token=None)[0] == 200
+    assert request(server, "GET", "api/voices")[0] == 200
+
+
+def test_a_rotated_token_works_at_once_and_the_old_one_stops(guarded) -> None:
+    server, service = guarded
+    old = server.token
+    new = service.api_token.rotate()
+    assert new != old and len(new) >= 32
+    assert request(server, "GET", "api/voices", token=old)[0] == 401
+    assert request(server, "GET", "api/voices", token=new)[0] == 200
+    path = service.settings.data_dir / "api_token"
+    assert path.stat().st_mode & 0o077 == 0  # private to the service
+
+
+def test_another_sites_page_cannot_change_voices(guarded, speech_wav: Path) -> None:
+    """Cross-site request forgery: a browser names the page's origin; a foreign one is refused before anything."""
+    server, service = guarded
+    evil = {"Origin": "http://evil.example"}
+    form = upload(speech_wav, name="Grace", consent="Grace", transcript=PARAGRAPH)
+    status, _, body = request(server, "POST", "api/voices", headers=evil, data=form)
+    assert status == 403 and json.loads(body)["code"] == "forbidden_origin" and service.voices() == []
+    assert request(server, "DELETE", "api/voices/grace", headers=evil)[0] == 403
+    own = {"Origin": server.url.rstrip("/")}
+    form = upload(speech_wav, name="Grace", consent="Grace", transcript=PARAGRAPH)
+    assert request(server, "POST", "api/voices", headers=own, data=form)[0] == 201
+    assert request(server, "GET", "api/voices", headers=evil)[0] == 200  # reading is not changing (and CORS hides it)
+
+
+def test_ingress_requests_are_trusted_only_from_the_supervisors_proxy(settings: Settings, fake_engine) -> None:
+    settings.web.ingress_proxy = "127.0.0.1"  # the test client plays the Supervisor's proxy
+    service = build_service(settings, engine=fake_engine)
+    server = WebServer(service)
+    try:
+        assert request(server, "GET", "api/voices", token=None)[0] == 200
+        ha = {"Origin": "http://homeassistant.local:8123", "X-Forwarded-Host": "homeassistant.local:8123"}
+        assert request(server, "DELETE", "api/voices/nobody", token=None, headers=ha)[0] == 404  # allowed, unknown
+        forged = {"Origin": "http://evil.example", "X-Forwarded-Host": "homeassistant.local:8123"}
+        assert request(server, "DELETE", "api/voices/nobody", token=None, headers=forged)[0] == 403
+    finally:
+        server.close()
+        service.close()
+    settings.web.ingress_proxy = "172.30.32.2"  # someone else is the proxy: loopback needs the token again
+    service = build_service(settings, engine=fake_engine)
+    server = WebServer(service)
+    try:
+        assert request(server, "GET", "api/voices", token=None)[0] == 401
+    finally:
+        server.close()
+        service.close()
+
+
+def test_previews_are_rate_limited_per_client(settings: Settings, fake_engine, speech_wav: Path) -> None:
+    settings.web.previews_per_minute = 2
+    service = build_service(settings, engine=fake_engine)
+    service.enroll("Grace", speech_wav, consent="Grace", transcript=PARAGRAPH)
+    server = WebServer(service)
+    try:
+        statuses = [request(server, "POST", "api/voices/grace/preview", json={"text": "Hi."})[0] for _ in range(3)]
+        assert statuses == [200, 200, 429]
+    finally:
+        server.close()
+        service.close()
+
+
+MALFORMED = [
+    ("multipart/form-data", b"--zzz\r\nContent-Disposition: form-data; name=audio\r\n\r\nxx\r\n--zzz--"),  # no boundary
+    ("multipart/form-data; boundary=zzz", b"no boundary anywhere in here"),
+    ("multipart/form-data; boundary=zzz", b""),
+    ("multipart/form-data; boundary=" + "z" * 5000, b"--zzz\r\n"),
+    (
+        "multipart/form-data; boundary=zzz",
+        b"--zzz\r\nContent-Disposition: form-data; name=name\r\n\r\n\xff\xfe\r\n--zzz--\r\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ctype", "body"), MALFORMED)
+def test_malformed_uploads_get_a_4xx_with_a_reason(guarded, ctype: str, body: bytes) -> None:
+    server, service = guarded
+    for path in ("api/voices", "api/check"):
+        status, rtype, answer = request(server, "POST", path, data=body, headers={"Content-Type": ctype})
+        assert 400 <= status < 500 and rtype == "application/json", (path, status, answer[:200])
+        assert json.loads(answer)["error"]
+    assert service.voices() == []
+
+
+def test_a_long_transcript_is_refused_not_cut(guarded, speech_wav: Path) -> None:
+    server, service = guarded
+    form = upload(speech_wav, name="Grace", consent="Grace", transcript="word " * 20000)  # 100 KB
+    status, _, body = request(server, "POST", "api/voices", data=form)
+    assert status == 413 and "transcript" in json.loads(body)["error"] and service.voices() == []
+    many = upload(speech_wav, name="Grace", consent="Grace")
+    for i in range(60):  # 60 unknown 60 KB fields: the whole body is bounded, not only each part
+        many.add_field(f"junk{i}", "x" * 60000)
+    status, _, _ = request(server, "POST", "api/voices", data=many)
+    assert status == 413 and service.voices() == []
+
+
+def test_every_answer_carries_security_headers(guarded) -> None:
+    server, _ = guarded
+
+    async def headers() -> dict[str, str]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.get(server.url) as r:
+            return dict(r.headers)
+
+    got = server.call(headers())
+    assert "frame-ancestors 'self'" in got["Content-Security-Policy"] and got["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_token_command_shows_and_rotates_the_token(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    from voiceclone_core.cli import main
+
+    data = ["--data-dir", str(settings.data_dir)]
+    assert main(["token", *data]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["token", *data]) == 0 and capsys.readouterr().out.strip() == first  # stable
+    assert main(["token", "--rotate", *data]) == 0
+    rotated = capsys.readouterr().out.strip()
+    assert rotated != first and len(rotated) >= 32
+    assert (settings.data_dir / "api_token").read_text().strip() == rotated
