@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,85 @@ def test_the_token_command_shows_and_rotates_the_token(settings: Settings, capsy
     rotated = capsys.readouterr().out.strip()
     assert rotated != first and len(rotated) >= 32
     assert (settings.data_dir / "api_token").read_text().strip() == rotated
+
+
+HOSTILE_PAGE = """<!doctype html><script>
+window.results = [];
+async function attack(api, wav) {
+  const bytes = Uint8Array.from(atob(wav), c => c.charCodeAt(0));
+  const form = new FormData();
+  form.append("name", "Mum"); form.append("id", "mum"); form.append("consent", "attacker");
+  form.append("audio", new Blob([bytes], {type: "audio/wav"}), "x.wav");
+  for (const [method, path, body] of [["POST", "api/voices", form], ["DELETE", "api/voices/mum", null],
+                                      ["POST", "api/voices/mum/preview", null]]) {
+    try {
+      await fetch(api + path, {method, body, mode: "no-cors", credentials: "include"});
+      window.results.push("sent");
+    } catch (e) { window.results.push("blocked"); }
+  }
+  window.done = true;
+}
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ingress", [False, True])
+def test_a_page_on_another_origin_cannot_enroll_replace_or_delete(
+    settings: Settings, fake_engine, speech_wav: Path, other_speech_wav: Path, tmp_path: Path, ingress: bool
+) -> None:
+    """Headless Chromium opens a hostile page served from another origin, which fires enroll (replacing Mum), delete
+    and preview at the API. Without the token (``ingress=False``) and even where no token is needed because the
+    request looks like it came through ingress (``ingress=True``), nothing changes: Mum's voice is still hers."""
+    import base64
+
+    from aiohttp import web
+    from selenium import webdriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from .test_web import _chromium
+
+    browser, driver_path = _chromium()
+    if ingress:
+        settings.web.ingress_proxy = "127.0.0.1"
+    service = build_service(settings, engine=fake_engine)
+    service.enroll("Mum", speech_wav, consent="Mum", transcript=PARAGRAPH, voice_id="mum")
+    before = service.voice("mum")
+    server = WebServer(service)
+    hostile = web.Application()
+    hostile.router.add_get("/", lambda _: web.Response(text=HOSTILE_PAGE, content_type="text/html"))
+    runner = server.call(_serve(hostile))
+    evil = f"http://localhost:{runner.addresses[0][1]}/"  # another origin: another host name and port
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    try:
+        driver.get(evil)
+        wav = base64.b64encode(other_speech_wav.read_bytes()).decode()
+        driver.execute_script("attack(arguments[0], arguments[1])", server.url, wav)
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return window.done === true"))
+        assert driver.execute_script("return window.results.length") == 3
+    finally:
+        driver.quit()
+        server.call(runner.cleanup())
+        server.close()
+    after = service.voice("mum")
+    assert (after.revision, after.consent.given_by) == (before.revision, "Mum")  # not replaced, not deleted
+    assert [p.id for p in service.voices()] == ["mum"]
+    service.close()
+
+
+async def _serve(app) -> Any:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
