@@ -23,6 +23,7 @@ import soxr
 from scipy import signal
 
 __all__ = [
+    "MAX_DECODE_SAMPLE_RATE",
     "MAX_SAMPLE_SECONDS",
     "MIN_SPEECH_SECONDS",
     "AudioError",
@@ -138,11 +139,18 @@ def to_mono(x: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False).mean(axis=axis, dtype=np.float64).astype(np.float32)
 
 
-def decode(source: bytes | str | os.PathLike) -> tuple[np.ndarray, int]:
+def decode(source: bytes | str | os.PathLike, max_seconds: float | None = MAX_SAMPLE_SECONDS) -> tuple[np.ndarray, int]:
     """Decode WAV/FLAC/OGG (Vorbis/Opus)/MP3 from bytes or a path via soundfile.
 
     Returns float32 mono audio (channels averaged) clipped to [-1, 1] and the sample rate.  Raises
     :class:`AudioError` with a clear message when the input is missing, empty or unreadable.
+
+    Decoding is bounded: a recording longer than ``max_seconds`` (``None``: no limit) raises
+    :class:`SampleRejected` (a "reject" report saying it is too long) without being decoded in full.  A few hundred
+    kilobytes of compressed silence can claim hours of audio, so the length in the header is checked first, and
+    the audio is then read block by block, down-mixed as it comes, and given up one block past the limit (for
+    files whose header says nothing about their length, or says too little).  Memory stays proportional to
+    ``max_seconds``, never to what the file claims.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
@@ -162,20 +170,80 @@ def decode(source: bytes | str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"Unsupported audio source type: {type(source).__name__}")
 
     try:
-        audio, sr = sf.read(handle, dtype="float32", always_2d=True)
+        with sf.SoundFile(handle) as f:
+            mono, sr = _read_bounded(f, label, max_seconds)
+    except AudioError:
+        raise
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, EOFError) as exc:
         raise AudioError(
             f"Could not decode the {label}: unsupported or corrupt format "
             f"(WAV, FLAC, OGG/Opus or MP3 expected). Details: {exc}"
         ) from exc
-    if audio.size == 0 or audio.shape[0] == 0:
+    if mono.size == 0:
         raise AudioError(f"The {label} contains no audio samples.")
+    return mono, sr
+
+
+MAX_DECODE_SAMPLE_RATE = 192_000  # above this a 10-minute recording alone would need gigabytes
+_UNKNOWN_LENGTH = 1 << 62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) frames when a file does not say
+_BLOCK_SAMPLES = 1 << 18  # samples (all channels together) decoded per block: 1 MB of float32
+
+
+def _too_long(sr: int, max_seconds: float, seconds: float, known: bool) -> SampleRejected:
+    """The rejection of a recording over the length limit: ``seconds`` long (``known``) or at least that long."""
+    limit = f"{max_seconds / 60:g} minutes" if max_seconds >= 60 else f"{max_seconds:g} seconds"
+    length = f" ({seconds / 60:.1f} minutes)" if known else ""
+    reason = f"The recording is longer than {limit}{length}; the maximum is {limit}."
+    return SampleRejected(QualityReport(seconds, 0.0, 0.0, 0.0, sr, "reject", (reason,)))
+
+
+def _read_block(f: sf.SoundFile, block: np.ndarray, raw: bool) -> int:
+    """Decode up to ``len(block)`` frames into ``block`` (C-contiguous float32, frames x channels); how many came.
+
+    ``raw`` calls libsndfile itself: soundfile seeks to where it believes it is after every read, and that seek fails
+    at the very end of a file that does not say its length (a FLAC written by a streaming encoder), so the last block
+    of such a file could not be read through it.
+    """
+    if raw:
+        ffi, lib = sf._ffi, sf._snd  # soundfile's own binding of libsndfile
+        return int(lib.sf_readf_float(f._file, ffi.cast("float *", ffi.from_buffer(block)), block.shape[0]))
+    return f.read(block.shape[0], dtype="float32", always_2d=True, out=block).shape[0]
+
+
+def _read_bounded(f: sf.SoundFile, label: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Mono float32 audio of an open file, block by block, refusing it past ``max_seconds`` (see :func:`decode`)."""
+    sr, channels = int(f.samplerate), int(f.channels)
     if sr <= 0:
         raise AudioError(f"The {label} has an invalid sample rate ({sr}).")
-    mono = to_mono(audio)
-    mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
-    np.clip(mono, -1.0, 1.0, out=mono)
-    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+    if sr > MAX_DECODE_SAMPLE_RATE:
+        raise AudioError(
+            f"The {label} has a sample rate of {sr} Hz; at most {MAX_DECODE_SAMPLE_RATE // 1000} kHz is supported."
+        )
+    if channels <= 0:
+        raise AudioError(f"The {label} has an invalid channel count ({channels}).")
+    limit = None if max_seconds is None else math.floor(max_seconds * sr)
+    claimed = int(f.frames)
+    if limit is not None and limit < claimed < _UNKNOWN_LENGTH:  # the header says it is too long: not decoded
+        raise _too_long(sr, float(max_seconds), claimed / sr, known=True)
+    block = np.empty((max(1, _BLOCK_SAMPLES // channels), channels), dtype=np.float32)
+    raw = claimed >= _UNKNOWN_LENGTH and hasattr(sf, "_snd") and hasattr(sf, "_ffi")
+    parts: list[np.ndarray] = []
+    total = 0
+    while True:
+        n = _read_block(f, block, raw)
+        if n <= 0:
+            break
+        got = block[:n]
+        mono = got[:, 0].copy() if channels == 1 else got.mean(axis=1, dtype=np.float64).astype(np.float32)
+        np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(mono, -1.0, 1.0, out=mono)
+        parts.append(mono)
+        total += mono.size
+        if limit is not None and total > limit:  # the header said less, or nothing: stop one block past the limit
+            raise _too_long(sr, float(max_seconds), total / sr, known=False)
+    if len(parts) == 1:
+        return parts[0], sr
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)), sr
 
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:

@@ -97,11 +97,17 @@ class MediaStore:
     def save(self, clip: np.ndarray, sample_rate: int, stem: str) -> tuple[Path, str]:
         """Write a clip; returns its path and media-source id. Old files are cleaned up first."""
         self.cleanup()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Speech in a cloned voice is as private as the voice: the folder (when this makes it) is 0700 and each file
+        # 0600. Home Assistant reads them as root in the add-on set-up (both write and read /media as root) and in its
+        # usual container, so that is enough there. A server writing into a share that Home Assistant reads as
+        # another, unprivileged user would need group-readable files (0640 and a shared group): not done, on purpose.
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.wav"
         path = self.directory / name
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(audio.encode_wav(clip, sample_rate))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(audio.encode_wav(clip, sample_rate))
         os.replace(tmp, path)
         return path, f"{self.media_source}/{name}"
 

@@ -136,6 +136,22 @@ def _write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and every missing folder above it owner-only (0700), whatever the umask; folders that already
+    exist keep their mode (the data folder may be one the user chose, such as a home folder)."""
+    missing = []
+    here = Path(path)
+    while not here.exists() and here.parent != here:
+        missing.append(here)
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process: its mode is its own
+            continue
+        os.chmod(folder, 0o700)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -152,7 +168,7 @@ class VoiceLibrary:
         self.root = Path(root)
         self._listeners: list[Callable[[str, str], None]] = []
         self._lock = threading.RLock()
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(self.root)  # the data folder above it too, when this creates it
         os.chmod(self.root, 0o700)
         self._recover()
 

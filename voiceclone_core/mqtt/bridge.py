@@ -19,8 +19,10 @@ and every ``online`` from Home Assistant re-publishes discovery, availability an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import random
 import secrets
 import ssl
@@ -30,9 +32,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from voiceclone_core.homeassistant import HomeAssistantClient, HomeAssistantError, MediaStore
-from voiceclone_core.service import Priority, ServiceError, SpeechRequest, SpeechService, outcome
+from voiceclone_core.service import InvalidRequest, Priority, ServiceError, SpeechRequest, SpeechService, outcome
 
 log = logging.getLogger(__name__)
+INVALID = outcome(InvalidRequest("")).code  # a malformed command: the code every door gives an invalid request
 
 DEVICE_ID = "voiceclone"
 
@@ -239,8 +242,19 @@ class MqttBridge:
             return set()
 
     def _save_published(self, ids: set[str]) -> None:
-        self._published_path.parent.mkdir(parents=True, exist_ok=True)
-        self._published_path.write_text(json.dumps(sorted(ids)))
+        """Keep the ids announced (family members' names): owner-only (0600), replaced whole."""
+        path = self._published_path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(sorted(ids)))
+            os.replace(tmp, path)  # an older, world-readable file is replaced, not rewritten in place
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
 
     # -- commands ------------------------------------------------------------------------------------------
     async def handle_notify(self, voice_id: str, payload: bytes) -> dict[str, Any]:
@@ -252,9 +266,9 @@ class MqttBridge:
         try:
             command = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            return self._result({"status": "error", "error": f"invalid JSON: {exc}"})
+            return self._result({"status": "error", "error": f"invalid JSON: {exc}", "code": INVALID})
         if not isinstance(command, dict):
-            return self._result({"status": "error", "error": "the command must be a JSON object"})
+            return self._result({"status": "error", "error": "the command must be a JSON object", "code": INVALID})
         return await self._run(command)
 
     async def _run(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -273,11 +287,13 @@ class MqttBridge:
             result.update(status="done", targets=targets, media_content_id=media_id)
         except ServiceError as exc:
             result.update(status="error", error=str(exc), code=outcome(exc).code)
-        except (CommandError, HomeAssistantError) as exc:
-            result.update(status="error", error=str(exc))
+        except CommandError as exc:
+            result.update(status="error", error=str(exc), code=INVALID)
+        except HomeAssistantError as exc:
+            result.update(status="error", error=str(exc), code="home_assistant")
         except Exception as exc:  # never let one command take the bridge down
             log.exception("speak command failed")
-            result.update(status="error", error=f"internal error: {exc}")
+            result.update(status="error", error=f"internal error: {exc}", code="internal")
         self.publish_state()
         return self._result(result)
 

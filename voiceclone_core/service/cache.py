@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from voiceclone_core import audio
+from voiceclone_core.voices import make_private_dir
 
 
 class AudioCache:
@@ -25,7 +26,7 @@ class AudioCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._total: int | None = None  # bytes on disk, counted on first use
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(self.root)  # the data folder above it too, when this creates it
 
     @property
     def enabled(self) -> bool:

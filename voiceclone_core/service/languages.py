@@ -24,6 +24,41 @@ def check_tag(language: object) -> str:
     return language.strip()
 
 
+# ISO 639-1 (every two-letter language code), plus "sh" and the old codes some systems still send (in, iw, ji, jw, mo).
+_ISO_639_1 = frozenset(
+    re.findall(
+        r"[a-z]{2}",
+        """
+        aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee
+        el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is
+        it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms
+        mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk
+        sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi
+        yo za zh zu sh in iw ji jw mo
+        """,
+    )
+)
+# Three-letter codes that name no language: uncoded, multiple, undetermined, no linguistic content (and qaa-qtz, local).
+_NOT_A_LANGUAGE = frozenset({"mis", "mul", "und", "zxx"})
+
+
+def check_enrollment_tag(language: object) -> str:
+    """The language a recording is in, as given, when it is a language at all; else :class:`InvalidRequest`.
+
+    A voice speaks every language its engine speaks whatever it was enrolled in, so any real language is accepted;
+    what is refused is a tag that names none: malformed (``klingon``, ``<script>``), a two-letter code that is not
+    ISO 639-1 (``xx``), or a three-letter code reserved for "no language" (``und``, ``zxx``, ``qaa``-``qtz``). ISO 639-3
+    has some 7,900 three-letter codes; those are taken on trust rather than listed here.
+    """
+    tag = check_tag(language)
+    primary = re.split(r"[-_]", tag, maxsplit=1)[0].lower()
+    if (len(primary) == 2 and primary not in _ISO_639_1) or (
+        len(primary) == 3 and (primary in _NOT_A_LANGUAGE or "qaa" <= primary <= "qtz")
+    ):
+        raise InvalidRequest(f"unknown language {tag!r}: use a language code such as 'en' or 'zh-CN'")
+    return tag
+
+
 class LanguageChooser:
     """Picks the language of each chunk of one request (see the module docstring for the order).
 
@@ -78,8 +113,9 @@ def voice_languages(voice_language: str, engine_languages: tuple[str, ...]) -> l
 
 
 def enrollment_language(requested: str | None, transcript: str | None, default_language: str) -> str:
-    """The language a recording is in: as given, else recognised from its transcript, else the configured default."""
+    """The language a recording is in: as given (a real language: :func:`check_enrollment_tag`), else recognised from
+    its transcript, else the configured default."""
     if requested:
-        return check_tag(requested)
+        return check_enrollment_tag(requested)
     guessed = text.guess_language(transcript) if transcript else None
     return guessed or default_language

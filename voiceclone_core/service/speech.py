@@ -347,6 +347,8 @@ class SpeechService:
                 raise InvalidRequest("the transcript must be text")
             lang = enrollment_language(language, transcript, self.settings.speech.default_language)
             engine, _ = self._ready()
+            if not engine.languages:  # a voice speaks the engine's languages: with none it could never speak
+                raise ServiceUnavailable("the speech engine speaks no language")
             try:
                 profile, report = self._library.enroll(
                     name,
@@ -375,9 +377,13 @@ class SpeechService:
             self._library.delete(voice_id)
 
     def check_recording(self, sample: bytes) -> audio.QualityReport:
-        """The quality report of a recording; nothing is saved."""
+        """The quality report of a recording; nothing is saved. A recording over the length limit gets a "reject"
+        report without being decoded in full."""
         with _voice_errors():
-            x, sr = audio.decode(sample)
+            try:
+                x, sr = audio.decode(sample)
+            except audio.SampleRejected as exc:
+                return exc.report
             return audio.assess(x, sr)
 
     def reading_passage(self, language: str | None) -> tuple[str, str]:
@@ -385,8 +391,14 @@ class SpeechService:
         return text.reading_passage(language)
 
     def preview_sentence(self, voice_id: str) -> str:
-        """A sentence that shows off a voice, in its own language where there is one."""
-        return text.preview_sentence(self.voice(voice_id).language)
+        """A sentence that shows off a voice: in its own language when the engine speaks it, else in the configured
+        default or the engine's first language, so that every voice has a preview it can say (loads the engine)."""
+        own = self.voice(voice_id).language
+        spoken = [text.language_family(lang) for lang in self.engine_info().languages]
+        for lang in (own, self.settings.speech.default_language):
+            if lang and text.language_family(lang) in spoken:
+                return text.preview_sentence(lang)
+        return text.preview_sentence(spoken[0] if spoken else own)
 
     def _voice_changed(self, event: str, voice_id: str) -> None:
         if event in ("enrolled", "deleted"):  # renderings of a deleted or replaced voice must go

@@ -51,9 +51,16 @@ def _json_error(status: int, message: str, **extra: Any) -> web.Response:
 
 @web.middleware
 async def service_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every service error as JSON ``{"error", "code"}`` with the status of the shared error table."""
+    """Every service error as JSON ``{"error", "code"}`` with the status of the shared error table; aiohttp's own
+    refusals under ``api/`` (unknown path, wrong method, oversized body) in the same shape."""
     try:
         return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/") or exc.content_type == "application/json":
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return web.json_response({"error": exc.text or exc.reason, "code": code}, status=exc.status, headers=keep)
     except ServiceError as exc:
         extra: dict[str, Any] = {"code": outcome(exc).code}
         if isinstance(exc, RecordingRejected) and exc.report is not None:
