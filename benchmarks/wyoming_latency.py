@@ -86,7 +86,7 @@ def start_ours(data: Path) -> Server:
         env=QUIET_ENV,
     )
     port = free_port()
-    proc = serve(data, port, "cache.enabled=false")
+    proc = serve(data, port, "cache.enabled=false", "wyoming.max_connections_per_client=256")  # all from loopback
     wait_port(port, proc, timeout=90)
     return Server("voiceclone", port, proc, "bench")
 

@@ -280,6 +280,7 @@ def test_client_disconnect_mid_stream_frees_its_slot(service: SpeechService, fak
 
 def test_twenty_concurrent_clients_are_all_answered(service: SpeechService) -> None:
     service.settings.speech.queue_size = 32
+    service.settings.wyoming.max_connections_per_client = 32  # all twenty come from 127.0.0.1
 
     async def one(port: int, i: int) -> bytes:
         async with AsyncTcpClient("127.0.0.1", port) as client:
@@ -455,3 +456,18 @@ def test_a_client_that_resets_after_an_error_leaves_no_traceback(service: Speech
 
     assert asyncio.run(scenario()) == ["error", "audio-stop"]
     assert not [p for p in problems if isinstance(p.get("exception"), ConnectionError)], problems
+
+
+def test_a_server_on_loopback_is_not_announced(service: SpeechService) -> None:
+    """zeroconf on (the default) but bound to 127.0.0.1: announcing an address nobody else can reach is skipped."""
+    service.settings.wyoming.zeroconf = True
+
+    async def scenario() -> bool:
+        server = WyomingServer(service, uri="tcp://127.0.0.1:0")
+        await server.start()
+        try:
+            return server._zeroconf is None
+        finally:
+            await server.stop()
+
+    assert asyncio.run(scenario())

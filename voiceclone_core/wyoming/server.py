@@ -1,9 +1,16 @@
-"""Wyoming server: program/voice description, connection handling, and zeroconf announcement."""
+"""Wyoming server: program/voice description, connection handling, and zeroconf announcement.
+
+Connections are served by :class:`~voiceclone_core.wyoming.handler.VoiceCloneEventHandler`, which reads events with
+our own bounded reader (not wyoming's ``async_read_event``). All connections of one server share a
+:class:`~voiceclone_core.wyoming.limits.ClientGate` (``wyoming.allowed_clients``, ``max_connections_per_client``) and a
+:class:`~voiceclone_core.wyoming.limits.LogThrottle` (one line per client per minute for its mistakes).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import uuid
@@ -15,6 +22,7 @@ from wyoming.server import AsyncServer
 
 from voiceclone_core.service import ServiceUnavailable, SpeechService
 from voiceclone_core.wyoming.handler import VoiceCloneEventHandler
+from voiceclone_core.wyoming.limits import ClientGate, LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,8 @@ class WyomingServer:
         cfg = service.settings.wyoming
         self.uri = uri or cfg.uri
         self._server = AsyncServer.from_uri(self.uri)
+        self.gate = ClientGate(cfg.allowed_clients, cfg.max_connections_per_client)
+        self.throttle = LogThrottle(logging.getLogger(VoiceCloneEventHandler.__module__))
         self._zeroconf: Zeroconf | None = None
 
     @property
@@ -72,6 +82,11 @@ class WyomingServer:
             return None
         return int(inner.sockets[0].getsockname()[1])
 
+    @property
+    def connections(self) -> list[VoiceCloneEventHandler]:
+        """The connections being served now."""
+        return [h for h in self._server._handlers.values() if isinstance(h, VoiceCloneEventHandler)]
+
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> VoiceCloneEventHandler:
         return VoiceCloneEventHandler(
             reader,
@@ -79,6 +94,8 @@ class WyomingServer:
             self.service,
             partial(build_info, self.service),
             self.service.settings.wyoming.samples_per_chunk,
+            self.gate,
+            self.throttle,
         )
 
     async def start(self, zeroconf: bool | None = None) -> None:
@@ -87,6 +104,9 @@ class WyomingServer:
         log.info("Wyoming server listening on %s", self.uri)
         announce = self.service.settings.wyoming.zeroconf if zeroconf is None else zeroconf
         parsed = urlparse(self.uri)
+        if zeroconf is None and announce and _loopback(parsed.hostname):
+            log.info("not announced over zeroconf: %s is reachable from this machine only", self.uri)
+            announce = False
         if announce and parsed.scheme == "tcp" and self.port:
             web = self.service.settings.web
             properties = {"server_id": self.service.server_id}
@@ -146,6 +166,13 @@ class Zeroconf:
             if self.info is not None:
                 await self._aiozc.async_unregister_service(self.info)
         await self._aiozc.async_close()
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _outbound_ip() -> str:
