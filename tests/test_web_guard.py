@@ -244,3 +244,53 @@ async def _serve(app) -> Any:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return runner
+
+
+def _raw(server: WebServer) -> tuple[str, int]:
+    return "127.0.0.1", int(server.url.rsplit(":", 1)[1].strip("/"))
+
+
+def test_slow_headers_get_408_and_a_close(settings: Settings, fake_engine) -> None:
+    import socket
+    import time
+
+    settings.web.header_timeout_s = 0.5
+    service = build_service(settings, engine=fake_engine)
+    server = WebServer(service)
+    try:
+        with socket.create_connection(_raw(server), timeout=5) as s:
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # ... and the rest never comes
+            started = time.monotonic()
+            answer = s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408") and b'"code": "timeout"' in answer
+            assert s.recv(4096) == b"" and time.monotonic() - started < 4  # closed, promptly
+        assert request(server, "GET", "api/health")[0] == 200  # whole requests are unaffected
+    finally:
+        server.close()
+        service.close()
+
+
+def test_connections_from_one_address_are_capped(settings: Settings, fake_engine) -> None:
+    import socket
+
+    settings.web.max_connections_per_client = 3
+    service = build_service(settings, engine=fake_engine)
+    server = WebServer(service)
+    held = [socket.create_connection(_raw(server), timeout=5) for _ in range(3)]
+    try:
+        with socket.create_connection(_raw(server), timeout=5) as extra:
+            answer = extra.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 429") and b"too many connections" in answer
+        for s in held:
+            s.close()
+        import time
+
+        deadline = time.monotonic() + 5
+        while request(server, "GET", "api/health")[0] != 200:  # the slots come back once they close
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        for s in held:
+            s.close()
+        server.close()
+        service.close()

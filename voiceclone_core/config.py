@@ -153,6 +153,8 @@ class WebSettings:
     enrollments_per_hour: int = 20
     previews_per_minute: int = 20
     request_timeout_s: float = 120.0
+    header_timeout_s: float = 10.0
+    max_connections_per_client: int = 16
 
 
 @dataclass
@@ -401,6 +403,8 @@ def _validate(s: Settings) -> None:
         ("web.enrollments_per_hour", s.web.enrollments_per_hour >= 1, "must be at least 1"),
         ("web.previews_per_minute", s.web.previews_per_minute >= 1, "must be at least 1"),
         ("web.request_timeout_s", 1 <= s.web.request_timeout_s <= 3600, "must be within 1..3600"),
+        ("web.header_timeout_s", 0 < s.web.header_timeout_s <= 3600, "must be within 0..3600 (not 0)"),
+        ("web.max_connections_per_client", 1 <= s.web.max_connections_per_client <= 1024, "1..1024"),
         ("classic.conversion_strength", 0.0 <= s.classic.conversion_strength <= 1.5, "must be within 0..1.5"),
         (
             "log_level",

@@ -34,6 +34,7 @@ from voiceclone_core.service import (
     VoiceProfile,
     outcome,
 )
+from voiceclone_core.web.connections import ConnectionGate, GuardedSite
 from voiceclone_core.web.guard import Guard
 
 log = logging.getLogger(__name__)
@@ -252,8 +253,10 @@ def create_app(service: SpeechService, max_upload_bytes: int = MAX_UPLOAD_BYTES)
 async def start_web(service: SpeechService, host: str, port: int) -> web.AppRunner:
     """Serve the app on host:port (returns the runner; ``await runner.cleanup()`` stops it)."""
     max_bytes = service.settings.web.max_upload_mb * 1024 * 1024
+    web_settings = service.settings.web
     runner = web.AppRunner(create_app(service, max_bytes), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    gate = ConnectionGate(web_settings.max_connections_per_client, web_settings.header_timeout_s)
+    await GuardedSite(runner, host, port, gate).start()
     log.info("web page on http://%s:%d/", host, port)
     return runner
