@@ -229,7 +229,10 @@ class SpeechService:
                 render = functools.partial(
                     self._render, engine, self.settings.speech.output_sample_rate or engine.sample_rate
                 )
-                self._scheduler = Scheduler(self._workers(engine), self.settings.speech, render)
+                # an engine with no concurrency limit that does not batch takes a paused call as one more
+                # concurrent call: the workers may then pause a long chunk for a waiting request
+                resumable = engine.max_concurrency is None and not engine.batches_streams
+                self._scheduler = Scheduler(self._workers(engine), self.settings.speech, render, resumable=resumable)
                 self._engine = engine
             return self._engine, self._scheduler
 
