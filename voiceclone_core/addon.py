@@ -56,7 +56,13 @@ def settings_from_options(options: dict[str, Any], mqtt_service: dict[str, Any] 
         "models_dir": "/data/models",
         "log_level": str(options.get("log_level", "info")).upper(),
         "engine": {"name": options.get("engine", "classic")},
-        "models": {"download": list(options.get("download_models") or []), "hf_token": options.get("hf_token") or ""},
+        "models": {
+            "download": [
+                *(options.get("download_models") or []),
+                *(f"piper:{voice}" for voice in options.get("piper_voices") or []),
+            ],
+            "hf_token": options.get("hf_token") or "",
+        },
         "speech": {"default_voice": options.get("default_voice") or ""},
         "cache": {"max_mb": int(options.get("cache_mb", 256))},
         "wyoming": {"uri": f"tcp://0.0.0.0:{WYOMING_PORT}", "zeroconf": False},

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from voiceclone_core import audio
 from voiceclone_core.config import ConfigError, Settings, load_settings
-from voiceclone_core.models import ModelError, ModelManager, progress_printer
+from voiceclone_core.models import PIPER_REPO, ModelError, ModelManager, progress_printer
 from voiceclone_core.service import (
     ApiToken,
     QualityReport,
@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", parents=[common], help="list, download or verify neural-engine models")
     m.add_argument("action", choices=["list", "download", "verify"])
     m.add_argument("names", nargs="*", help="model names (download/verify); default for verify: all installed")
+    m.add_argument("--all", action="store_true", help="list every Piper base voice too, not only installed ones")
 
     ap = sub.add_parser(
         "addon-prepare", parents=[common], help="add-on start: options.json -> settings file, reconcile the voices list"
@@ -220,11 +221,17 @@ def _model_manager(settings: Settings) -> ModelManager:
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     manager = _model_manager(settings)
     if args.action == "list":
-        for status in manager.list():
+        statuses = manager.list()
+        hidden = [s for s in statuses if s.spec.repo == PIPER_REPO and not s.installed and not args.all]
+        for status in statuses:
+            if status in hidden:
+                continue
             spec = status.spec
             state = f"installed, {status.size_bytes / 1e6:.0f} MB" if status.installed else "not installed"
             gated = ", gated: needs models.hf_token" if spec.gated else ""
             print(f"{spec.name:32} {spec.engine:8} {state:24} {spec.licence}{gated}\n    {spec.description}")
+        if hidden:
+            print(f"and {len(hidden)} more Piper base voices (voiceclone models list --all; download piper:<name>)")
         return 0
     if args.action == "download":
         if not args.names:

