@@ -294,3 +294,24 @@ def test_connections_from_one_address_are_capped(settings: Settings, fake_engine
             s.close()
         server.close()
         service.close()
+
+
+def test_ingress_rate_limits_follow_the_browser_home_assistant_saw(settings: Settings, fake_engine) -> None:
+    """Through ingress every request comes from the Supervisor: limits key on the address Home Assistant saw (the
+    entry before the Supervisor's), so a browser cannot dodge them by claiming other addresses."""
+    from voiceclone_core.web.guard import Guard
+
+    settings.web.ingress_proxy = "127.0.0.1"
+    service = build_service(settings, engine=fake_engine)
+    guard = Guard(settings.web, service.api_token)
+    service.close()
+
+    class Seen:
+        remote = "127.0.0.1"
+
+        def __init__(self, forwarded: str) -> None:
+            self.headers = {"X-Forwarded-For": forwarded}
+
+    assert guard.client(Seen("1.2.3.4, 192.168.1.20, 172.30.32.1")) == "192.168.1.20"  # spoofed first entry ignored
+    assert guard.client(Seen("192.168.1.20, 172.30.32.1")) == "192.168.1.20"
+    assert guard.client(Seen("")) == "127.0.0.1"

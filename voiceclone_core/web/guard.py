@@ -88,10 +88,11 @@ class Guard:
             return False
 
     def client(self, request: web.Request) -> str:
-        """The address a limit applies to: through ingress, the browser's (the proxy says who it is)."""
+        """The address a limit applies to: through ingress, the browser's as Home Assistant saw it — the entry before
+        the one the Supervisor appends (Home Assistant's own); earlier entries are whatever the browser claimed."""
         if self.from_ingress(request):
-            forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-            return forwarded or str(request.remote)
+            chain = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+            return chain[-2] if len(chain) >= 2 else (chain[0] if chain else str(request.remote))
         return str(request.remote)
 
     def authenticated(self, request: web.Request) -> bool:
