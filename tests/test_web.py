@@ -145,46 +145,59 @@ def test_upload_limits_content_types_and_names(web, speech_wav: Path) -> None:
     assert service.voices() == [] and not any(service.settings.data_dir.glob("x*"))
 
 
-def _chromium() -> tuple[str, str]:
+HEADLESS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def fake_microphone(wav: Path) -> tuple[str, ...]:
+    """Chromium flags: grant the microphone without asking and feed it ``wav``."""
+    return (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    )
+
+
+def chromium_driver(profile: Path, *args: str) -> Any:
+    """Debian's headless Chromium under selenium, with its profile in ``profile`` and extra flags ``args`` (the test
+    is skipped where Chromium or its driver is not installed)."""
     browser = shutil.which("chromium") or "/usr/bin/chromium"
     driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     if not (Path(browser).exists() and Path(driver).exists()):
         pytest.skip("Debian chromium and chromium-driver are not installed (scripts/setup.sh installs them)")
     pytest.importorskip("selenium")
-    return browser, driver
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in (*HEADLESS, f"--user-data-dir={profile}", *args):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
 
 
 @pytest.mark.slow
 def test_page_records_checks_enrolls_and_previews_in_chromium(
     settings: Settings, classic_engine, speech_wav: Path, tmp_path: Path
 ) -> None:
-    browser, driver_path = _chromium()
-    from selenium import webdriver
+    driver = chromium_driver(
+        tmp_path / "chrome",
+        *fake_microphone(speech_wav),
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=900,1300",
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     service = build_service(settings, engine=classic_engine)
     server = WebServer(service)
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={speech_wav}",
-        "--autoplay-policy=no-user-gesture-required",
-        f"--user-data-dir={tmp_path / 'chrome'}",
-        "--window-size=900,1300",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     wait = WebDriverWait(driver, 60)
     find = driver.find_element
     try:

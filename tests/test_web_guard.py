@@ -12,21 +12,11 @@ from voiceclone_core.config import Settings
 from voiceclone_core.service import build_service
 
 from .conftest import PARAGRAPH
-from .test_web import WebServer, request, upload
+from .test_web import WebServer, request, upload, web  # noqa: F401  (web: a fixture)
 
 
-@pytest.fixture
-def guarded(settings: Settings, fake_engine):
-    settings.web.max_upload_mb = 2
-    service = build_service(settings, engine=fake_engine)
-    server = WebServer(service)
-    yield server, service
-    server.close()
-    service.close()
-
-
-def test_the_api_needs_the_token_but_the_page_and_health_do_not(guarded, speech_wav: Path) -> None:
-    server, service = guarded
+def test_the_api_needs_the_token_but_the_page_and_health_do_not(web, speech_wav: Path) -> None:  # noqa: F811
+    server, service = web
     for method, path in (
         ("GET", "api/voices"),
         ("GET", "api/metrics"),
@@ -43,8 +33,8 @@ def test_the_api_needs_the_token_but_the_page_and_health_do_not(guarded, speech_
     assert request(server, "GET", "api/voices")[0] == 200
 
 
-def test_a_rotated_token_works_at_once_and_the_old_one_stops(guarded) -> None:
-    server, service = guarded
+def test_a_rotated_token_works_at_once_and_the_old_one_stops(web) -> None:  # noqa: F811
+    server, service = web
     old = server.token
     new = service.api_token.rotate()
     assert new != old and len(new) >= 32
@@ -54,9 +44,9 @@ def test_a_rotated_token_works_at_once_and_the_old_one_stops(guarded) -> None:
     assert path.stat().st_mode & 0o077 == 0  # private to the service
 
 
-def test_another_sites_page_cannot_change_voices(guarded, speech_wav: Path) -> None:
+def test_another_sites_page_cannot_change_voices(web, speech_wav: Path) -> None:  # noqa: F811
     """Cross-site request forgery: a browser names the page's origin; a foreign one is refused before anything."""
-    server, service = guarded
+    server, service = web
     evil = {"Origin": "http://evil.example"}
     form = upload(speech_wav, name="Grace", consent="Grace", transcript=PARAGRAPH)
     status, _, body = request(server, "POST", "api/voices", headers=evil, data=form)
@@ -117,8 +107,8 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("ctype", "body"), MALFORMED)
-def test_malformed_uploads_get_a_4xx_with_a_reason(guarded, ctype: str, body: bytes) -> None:
-    server, service = guarded
+def test_malformed_uploads_get_a_4xx_with_a_reason(web, ctype: str, body: bytes) -> None:  # noqa: F811
+    server, service = web
     for path in ("api/voices", "api/check"):
         status, rtype, answer = request(server, "POST", path, data=body, headers={"Content-Type": ctype})
         assert 400 <= status < 500 and rtype == "application/json", (path, status, answer[:200])
@@ -126,8 +116,8 @@ def test_malformed_uploads_get_a_4xx_with_a_reason(guarded, ctype: str, body: by
     assert service.voices() == []
 
 
-def test_a_long_transcript_is_refused_not_cut(guarded, speech_wav: Path) -> None:
-    server, service = guarded
+def test_a_long_transcript_is_refused_not_cut(web, speech_wav: Path) -> None:  # noqa: F811
+    server, service = web
     form = upload(speech_wav, name="Grace", consent="Grace", transcript="word " * 20000)  # 100 KB
     status, _, body = request(server, "POST", "api/voices", data=form)
     assert status == 413 and "transcript" in json.loads(body)["error"] and service.voices() == []
@@ -138,8 +128,8 @@ def test_a_long_transcript_is_refused_not_cut(guarded, speech_wav: Path) -> None
     assert status == 413 and service.voices() == []
 
 
-def test_every_answer_carries_security_headers(guarded) -> None:
-    server, _ = guarded
+def test_every_answer_carries_security_headers(web) -> None:  # noqa: F811
+    server, _ = web
 
     async def headers() -> dict[str, str]:
         import aiohttp
@@ -193,34 +183,22 @@ def test_a_page_on_another_origin_cannot_enroll_replace_or_delete(
     request looks like it came through ingress (``ingress=True``), nothing changes: Mum's voice is still hers."""
     import base64
 
-    from aiohttp import web
-    from selenium import webdriver
+    from aiohttp import web as aioweb
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from .test_web import _chromium
+    from .test_web import chromium_driver
 
-    browser, driver_path = _chromium()
+    driver = chromium_driver(tmp_path / "chrome")
     if ingress:
         settings.web.ingress_proxy = "127.0.0.1"
     service = build_service(settings, engine=fake_engine)
     service.enroll("Mum", speech_wav, consent="Mum", transcript=PARAGRAPH, voice_id="mum")
     before = service.voice("mum")
     server = WebServer(service)
-    hostile = web.Application()
-    hostile.router.add_get("/", lambda _: web.Response(text=HOSTILE_PAGE, content_type="text/html"))
+    hostile = aioweb.Application()
+    hostile.router.add_get("/", lambda _: aioweb.Response(text=HOSTILE_PAGE, content_type="text/html"))
     runner = server.call(_serve(hostile))
     evil = f"http://localhost:{runner.addresses[0][1]}/"  # another origin: another host name and port
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     try:
         driver.get(evil)
         wav = base64.b64encode(other_speech_wav.read_bytes()).decode()
@@ -238,11 +216,11 @@ def test_a_page_on_another_origin_cannot_enroll_replace_or_delete(
 
 
 async def _serve(app) -> Any:
-    from aiohttp import web
+    from aiohttp import web as aioweb
 
-    runner = web.AppRunner(app, access_log=None)
+    runner = aioweb.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    await aioweb.TCPSite(runner, "127.0.0.1", 0).start()
     return runner
 
 

@@ -16,7 +16,7 @@ import pytest
 from voiceclone_core.config import Settings
 from voiceclone_core.service import build_service
 
-from .test_web import WebServer, _chromium
+from .test_web import WebServer, chromium_driver, fake_microphone
 
 NAME = '<img src=x onerror="window.__xss=1">'
 LANGUAGE = "<img src=y onerror=window.__xss=2>"
@@ -26,31 +26,12 @@ LANGUAGE = "<img src=y onerror=window.__xss=2>"
 def test_names_and_messages_are_text_in_the_page(
     settings: Settings, fake_engine, speech_wav: Path, tmp_path: Path
 ) -> None:
-    browser, driver_path = _chromium()
-    from selenium import webdriver
+    driver = chromium_driver(tmp_path / "chrome", *fake_microphone(speech_wav))
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     service = build_service(settings, engine=fake_engine)
     server = WebServer(service)
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={speech_wav}",
-        f"--user-data-dir={tmp_path / 'chrome'}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     wait = WebDriverWait(driver, 60)
     find = driver.find_element
     xss = "return window.__xss"

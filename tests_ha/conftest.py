@@ -86,6 +86,14 @@ def voiceclone(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def enroll_mum(data: Path, sample: Path) -> None:
+    """Enroll the voice ``mum`` (English, with its transcript) into the data folder ``data``, through the CLI."""
+    voiceclone(
+        "enroll", "Mum", str(sample), "--id", "mum", "--consent", "Mum (test)", "--language", "en",
+        "--transcript", SAMPLE_TEXT, "--data-dir", str(data),
+    )  # fmt: skip
+
+
 @dataclass
 class Server:
     """A running `voiceclone serve`: Wyoming on ``port``, web API on ``web_port``."""
@@ -159,21 +167,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, sample_wav: Path) -> Iterat
         pytest.skip(f"{SERVER_PYTHON} missing: run scripts/setup.sh")
     data = tmp_path_factory.mktemp("voiceclone-data")
     pytest_socket.enable_socket()  # phcc disables sockets before every test; this fixture outlives one test
-    voiceclone(
-        "enroll",
-        "Mum",
-        str(sample_wav),
-        "--id",
-        "mum",
-        "--consent",
-        "Mum (test)",
-        "--language",
-        "en",
-        "--transcript",
-        SAMPLE_TEXT,
-        "--data-dir",
-        str(data),
-    )
+    enroll_mum(data, sample_wav)
     srv = Server("127.0.0.1", free_port(), free_port(), data)
     srv.start()
     yield srv

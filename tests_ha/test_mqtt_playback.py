@@ -42,7 +42,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import setup_test_component_platform
 
-from .conftest import ROOT, SAMPLE_TEXT, SERVER_PYTHON, free_port, server_env, voiceclone, wait_port
+from .conftest import ROOT, SERVER_PYTHON, enroll_mum, free_port, server_env, wait_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 PLAYER = "media_player.kitchen"
@@ -167,21 +167,7 @@ def voice_data(tmp_path_factory: pytest.TempPathFactory, sample_wav: Path) -> Pa
     if not os.path.exists(MOSQUITTO):
         pytest.skip("mosquitto is not installed (scripts/setup.sh installs it)")
     data = tmp_path_factory.mktemp("voiceclone-mqtt-data")
-    voiceclone(
-        "enroll",
-        "Mum",
-        str(sample_wav),
-        "--id",
-        "mum",
-        "--consent",
-        "Mum (test)",
-        "--language",
-        "en",
-        "--transcript",
-        SAMPLE_TEXT,
-        "--data-dir",
-        str(data),
-    )
+    enroll_mum(data, sample_wav)
     return data
 
 

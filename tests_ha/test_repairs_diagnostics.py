@@ -10,16 +10,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import SAMPLE_TEXT, Server, entry_data, free_port, voiceclone
+from .conftest import Server, enroll_mum, entry_data, free_port
 
 
 async def test_a_model_that_is_not_installed_is_a_repair(hass: HomeAssistant, tmp_path, sample_wav) -> None:
     """The server is configured for Pocket TTS without its model: it keeps answering, says why, and HA shows a
     repair naming the model; the voices stay listed (in their own language)."""
-    voiceclone(
-        "enroll", "Mum", str(sample_wav), "--id", "mum", "--consent", "Mum", "--language", "en",
-        "--transcript", SAMPLE_TEXT, "--data-dir", str(tmp_path),
-    )  # fmt: skip
+    enroll_mum(tmp_path, sample_wav)
     server = Server("127.0.0.1", free_port(), free_port(), tmp_path, settings=("engine.name=pocket",))
     server.start()
     try:

@@ -35,7 +35,7 @@ from voiceclone_core.service import (
     outcome,
 )
 from voiceclone_core.web.connections import ConnectionGate, GuardedSite
-from voiceclone_core.web.guard import Guard
+from voiceclone_core.web.guard import Guard, json_error
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,6 @@ AUDIO_TYPES = ("audio/", "application/octet-stream")
 FIELDS = ("name", "consent", "transcript", "language", "id")
 MAX_FIELD_BYTES = 64 * 1024  # a transcript of a 10-minute recording is well under this
 SERVICE_KEY: web.AppKey[SpeechService] = web.AppKey("service", SpeechService)
-
-
-def _json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
 
 
 @web.middleware
@@ -61,12 +57,12 @@ async def service_errors(request: web.Request, handler: Any) -> web.StreamRespon
             raise
         code = exc.reason.lower().replace(" ", "_")
         keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        return web.json_response({"error": exc.text or exc.reason, "code": code}, status=exc.status, headers=keep)
+        return json_error(exc.status, exc.text or exc.reason, code, keep)
     except ServiceError as exc:
-        extra: dict[str, Any] = {"code": outcome(exc).code}
+        extra: dict[str, Any] = {}
         if isinstance(exc, RecordingRejected) and exc.report is not None:
             extra["quality"] = exc.report.to_dict()
-        return _json_error(outcome(exc).http_status, str(exc), **extra)
+        return json_error(outcome(exc).http_status, str(exc), outcome(exc).code, **extra)
 
 
 def _profile_json(p: VoiceProfile) -> dict[str, Any]:

@@ -40,8 +40,11 @@ SECURITY_HEADERS = {
 }
 
 
-def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message, "code": code}, status=status, headers=headers)
+def json_error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    """The web door's one error answer: ``{"error", "code", ...extra}`` with ``status``."""
+    return web.json_response({"error": message, "code": code, **extra}, status=status, headers=headers)
 
 
 class RateLimiter:
@@ -130,9 +133,9 @@ class Guard:
         if (request.method, request.path) in OPEN_PATHS or not request.path.startswith("/api/"):
             return await handler(request)
         if request.method in UNSAFE_METHODS and not self.same_origin(request):
-            return _error(403, "requests from another site may not change voices", "forbidden_origin")
+            return json_error(403, "requests from another site may not change voices", "forbidden_origin")
         if not self.authenticated(request):
-            return _error(
+            return json_error(
                 401,
                 "this API needs the server's token: Authorization: Bearer <token> (voiceclone token shows it)",
                 "unauthorized",
@@ -142,7 +145,7 @@ class Guard:
         if key is not None:
             wait = self.limits[key].retry_after(self.client(request))
             if wait > 0:
-                return _error(
+                return json_error(
                     429,
                     f"too many requests: try again in {math.ceil(wait)} s",
                     "rate_limited",
