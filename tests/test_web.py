@@ -193,12 +193,14 @@ def test_page_records_checks_enrolls_and_previews_in_chromium(
         "--autoplay-policy=no-user-gesture-required",
         "--window-size=900,1300",
     )
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     service = build_service(settings, engine=classic_engine)
     server = WebServer(service)
-    wait = WebDriverWait(driver, 60)
+    # the page re-renders what it shows: an element found a moment ago may be gone, which is a reason to look again
+    wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
     find = driver.find_element
     try:
         driver.get(server.url)

@@ -27,12 +27,14 @@ def test_names_and_messages_are_text_in_the_page(
     settings: Settings, fake_engine, speech_wav: Path, tmp_path: Path
 ) -> None:
     driver = chromium_driver(tmp_path / "chrome", *fake_microphone(speech_wav))
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     service = build_service(settings, engine=fake_engine)
     server = WebServer(service)
-    wait = WebDriverWait(driver, 60)
+    # the page re-renders what it shows: an element found a moment ago may be gone, which is a reason to look again
+    wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
     find = driver.find_element
     xss = "return window.__xss"
     try:
