@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voiceclone_core.engines.qwen3 import _torchaudio_placeholder
+from voiceclone_core.engines.torchaudio_compat import ensure_torchaudio
 
-_torchaudio_placeholder()  # before qwen_tts is imported, as the engine does
+ensure_torchaudio()  # before qwen_tts is imported, as the engine does
 pytest.importorskip("qwen_tts", reason="Qwen3-TTS packages are installed by scripts/setup.sh (extra: qwen3)")
 
 import torch  # noqa: E402

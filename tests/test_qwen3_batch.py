@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voiceclone_core.engines.qwen3 import _torchaudio_placeholder
+from voiceclone_core.engines.torchaudio_compat import ensure_torchaudio
 
-_torchaudio_placeholder()
+ensure_torchaudio()
 pytest.importorskip("qwen_tts", reason="Qwen3-TTS packages are installed by scripts/setup.sh (extra: qwen3)")
 
 import torch  # noqa: E402

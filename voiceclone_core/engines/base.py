@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -99,6 +100,23 @@ def check_prompt(engine_name: str, prompt: VoicePrompt) -> None:
         raise EngineError(f"voice prompt was made by engine {prompt.engine!r}, not {engine_name!r}")
 
 
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Hugging Face hub access off while loading (files come from the folder only), back as it was afterwards.
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once at import, and transformers asks ``huggingface_hub.constants``
+    each time, so the flag is switched there rather than in the process environment.
+    """
+    import huggingface_hub.constants as hub
+
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A zero-shot cloning engine, and everything the speech service reads from it.
@@ -109,6 +127,11 @@ class Engine(Protocol):
     once (None: as many as the service likes); ``batches_streams`` says concurrent calls share forward steps, so the
     service gives it ``max_concurrency`` workers even on a GPU. ``close`` frees what the engine holds (threads,
     device memory); the engine is not used afterwards.
+
+    Two optional members, read with a default: ``packs_sentences`` (default False) asks the service to give it the
+    sentences after the first packed into chunks of up to ``speech.chunk_chars`` (for engines that make a whole
+    utterance at a time, where every chunk repeats the voice prompt); ``also_speaks`` (default empty) names language
+    codes it accepts when asked for explicitly without advertising them (``languages`` is what clients are offered).
     """
 
     name: str

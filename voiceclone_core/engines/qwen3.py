@@ -13,13 +13,9 @@ float32 (tests, machines without a GPU) far slower than real time, so ``auto`` n
 
 from __future__ import annotations
 
-import contextlib
-import importlib.machinery
 import importlib.util
 import logging
-import sys
 import threading
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +32,10 @@ from voiceclone_core.engines.base import (
     SynthesisOptions,
     VoicePrompt,
     check_prompt,
+    hub_offline,
     prompt_audio,
 )
+from voiceclone_core.engines.torchaudio_compat import ensure_torchaudio
 
 if TYPE_CHECKING:
     from voiceclone_core.engines.qwen3_batch import StreamInput
@@ -72,31 +70,6 @@ REQUIRED_FILES = (
 )
 
 
-def _torchaudio_placeholder() -> None:
-    """qwen_tts imports torchaudio for its 25 Hz tokenizer only, which the 12 Hz models never use.
-
-    PyPI's torchaudio works only with the torch release it was built for; where it cannot load, an empty module
-    takes its place so the import succeeds (calling it raises).
-    """
-    try:
-        import torchaudio.compliance.kaldi  # noqa: F401
-
-        return
-    except Exception:  # any import failure means: not usable here
-        pass
-
-    def unavailable(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("torchaudio is not available (only Qwen3-TTS's 25 Hz tokenizer needs it)")
-
-    names = ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi")
-    modules = [types.ModuleType(n) for n in names]
-    for module in modules:
-        module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None)
-    modules[0].compliance, modules[1].kaldi, modules[2].fbank = modules[1], modules[2], unavailable
-    sys.modules.update(dict(zip(names, modules, strict=True)))
-    log.info("torchaudio unavailable: using a placeholder (not needed by the 12 Hz models)")
-
-
 def _cuda_available() -> bool:
     try:
         import torch
@@ -125,23 +98,6 @@ def probe(cfg: Qwen3Settings, context: EngineContext) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Hugging Face hub access off while loading (files come from the folder only), back as it was afterwards.
-
-    huggingface_hub reads ``HF_HUB_OFFLINE`` once at import, and transformers asks ``huggingface_hub.constants``
-    each time, so the flag is switched there rather than in the process environment.
-    """
-    import huggingface_hub.constants as hub
-
-    before = hub.HF_HUB_OFFLINE
-    hub.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub.HF_HUB_OFFLINE = before
-
-
 class Qwen3Engine:
     """Qwen3-TTS Base behind the engine protocol; concurrent requests share one batched decode loop."""
 
@@ -158,7 +114,7 @@ class Qwen3Engine:
                 f"Qwen3-TTS files missing in {folder}: {', '.join(missing)} "
                 f"(run: voiceclone models download {cfg.model})"
             )
-        _torchaudio_placeholder()
+        ensure_torchaudio()  # qwen_tts imports it for the 25 Hz tokenizer only, unused by the 12 Hz models
         try:
             import torch
             from qwen_tts import Qwen3TTSModel  # type: ignore[import-not-found]
@@ -176,7 +132,7 @@ class Qwen3Engine:
         self.version = f"{ENGINE_VERSION}+{folder.name}"
         self._lock = threading.Lock()  # prepare (speaker encoder, codec encoder) runs one at a time
         try:
-            with _hub_offline():
+            with hub_offline():
                 self.base = Qwen3TTSModel.from_pretrained(
                     str(folder),
                     device_map=device,
