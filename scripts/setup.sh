@@ -26,10 +26,12 @@ fi
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==2.13.0"
 stamp=.venv/.voiceclone-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q -e ".[test,quality,bench,pocket,qwen3]"
+  .venv/bin/pip install -q -e ".[test,quality,bench,pocket,qwen3,omnivoice]"
   # Qwen3-TTS's package without its declared dependencies (gradio, a CUDA torch): see pyproject's qwen3 extra.
   # faster-qwen3-tts is only the reference that benchmarks/gpu.py measures the engine against.
   .venv/bin/pip install -q --no-deps "qwen-tts-hf==0.1.1.post1" "faster-qwen3-tts==0.5.4"
+  # OmniVoice's package the same way (see pyproject's omnivoice extra).
+  .venv/bin/pip install -q --no-deps "omnivoice==0.2.1"
   touch "$stamp"
 fi
 # Home Assistant integration tests: HA's own harness in a venv of its own on Python 3.13.0 (HA 2025.4.4, the oldest

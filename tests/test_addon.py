@@ -100,7 +100,8 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
         "mqtt_username": "vc",
         "mqtt_password": "pw",
         "mqtt_topic": "family_tts",
-        "download_models": ["pocket-tts-english"],
+        "download_models": ["pocket-tts-english", "omnivoice"],
+        "omnivoice_steps": 12,
         "piper_voices": ["it_IT-paola-medium"],
         "hf_token": "hf_x",
         "wyoming_discovery": True,  # read by addon-discovery (tests/test_addon_store.py), not a server setting
@@ -113,7 +114,8 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
     assert s.data_dir == Path("/data") and s.models_dir == Path("/data/models")
     assert s.speech.default_voice == "mum" and s.engine.name == "auto" and s.log_level == "DEBUG"
     assert s.cache.max_mb == 100
-    assert s.models.download == ["pocket-tts-english", "piper:it_IT-paola-medium"] and s.models.hf_token == "hf_x"
+    assert s.models.download == ["pocket-tts-english", "omnivoice", "piper:it_IT-paola-medium"]
+    assert s.models.hf_token == "hf_x" and s.omnivoice.steps == 12
     assert (s.mqtt.host, s.mqtt.port, s.mqtt.username, s.mqtt.password) == ("broker.lan", 8883, "vc", "pw")
     assert s.mqtt.base_topic == "family_tts"
     assert s.mqtt.default_target == "media_player.kitchen,media_player.hall"

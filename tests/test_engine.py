@@ -46,7 +46,7 @@ def test_registry(tmp_path: Path) -> None:
     assert auto.name == "classic" and isinstance(auto, Engine) and missing_members(auto) == []
     assert auto.sample_rate == 22050 and auto.languages[0] == "en"
     name, skipped = registry.choose_engine(load_settings(env={}, overrides={"data_dir": str(tmp_path)}))
-    assert name == "classic" and [s.split(":")[0] for s in skipped] == ["qwen3", "pocket"]  # no GPU, no weights
+    assert name == "classic" and [s.split(":")[0] for s in skipped] == ["qwen3", "pocket", "omnivoice"]  # no weights
 
 
 def test_an_engine_gets_its_own_settings_section_and_never_the_rest(

@@ -190,6 +190,27 @@ class _RopeTheta:
             self.table["default"] = self.original
 
 
+def qwen_bpe_tokenizer(corpus: list[str], specials: list[str], vocab_size: int):
+    """A small byte-level BPE in Qwen's tokenizer class (the first special is end-of-text), trained on ``corpus``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2TokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus * 50, trainer=trainer)
+    end = specials[0]
+    return Qwen2TokenizerFast(
+        tokenizer_object=bpe, unk_token=end, eos_token=end, pad_token=end, additional_special_tokens=specials[1:]
+    )
+
+
 def _save_hf(model, folder: Path) -> None:
     """``save_pretrained``, or (transformers 5.x rejects the package's list-style tied-weight keys) config +
     safetensors written by hand under the same names."""
@@ -219,30 +240,11 @@ def build_qwen3(folder: Path, seed: int = 0, full: bool = False) -> Path:
     from qwen_tts.core.models.processing_qwen3_tts import Qwen3TTSProcessor
     from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Config
     from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import EncodecFeatureExtractor, Qwen2TokenizerFast
+    from transformers import EncodecFeatureExtractor
 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(
-        QWEN_CORPUS * 50,
-        trainer=trainers.BpeTrainer(
-            vocab_size=500,
-            special_tokens=QWEN_SPECIALS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        ),
-    )
-    tokenizer = Qwen2TokenizerFast(
-        tokenizer_object=bpe,
-        unk_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=QWEN_SPECIALS[1:],
-    )
+    tokenizer = qwen_bpe_tokenizer(QWEN_CORPUS, QWEN_SPECIALS, 500)
     tokenizer.save_pretrained(folder)
     Qwen3TTSProcessor(tokenizer=tokenizer).save_pretrained(folder)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
@@ -445,4 +447,88 @@ def build_qwen3(folder: Path, seed: int = 0, full: bool = False) -> Path:
     EncodecFeatureExtractor(
         feature_size=1, sampling_rate=24000, padding_value=0.0, return_attention_mask=True
     ).save_pretrained(speech)
+    return folder
+
+
+# -- OmniVoice -----------------------------------------------------------------------------------------------------
+OMNIVOICE_SPECIALS = [
+    "<|endoftext|>",
+    "<|denoise|>",
+    "<|lang_start|>",
+    "<|lang_end|>",
+    "<|instruct_start|>",
+    "<|instruct_end|>",
+    "<|text_start|>",
+    "<|text_end|>",
+]
+OMNIVOICE_CORPUS = [
+    *QWEN_CORPUS,
+    "None en zh it ru de fr nl",
+    "洗衣机洗好了。晚饭准备好了。",
+    "La lavatrice ha finito. La cena è pronta.",
+    "Стиральная машина закончила.",
+    "Please take the laundry out before it starts to smell.",
+    "The dryer is free now as well.",
+]
+
+
+def build_omnivoice(folder: Path, seed: int = 0, full: bool = False) -> Path:
+    """A random OmniVoice checkpoint in ``folder`` laid out as the released one (``audio_tokenizer/`` inside).
+
+    The package's own config classes: OmniVoiceConfig over a Qwen3 backbone, and the Higgs audio v2 tokenizer
+    (DAC acoustic branch at 960-sample hops = 25 frames/s, HuBERT semantic branch, 8 codebooks of 1024). ``full``:
+    the released sizes (28-layer Qwen3 of width 1024 with 151,676 text rows; HuBERT-base; DAC decoder width 1024)
+    for benchmarks; otherwise every width is a few dozen. The text tokenizer is a small byte-level BPE either way.
+    """
+    import torch
+    from omnivoice.models.omnivoice import OmniVoice, OmniVoiceConfig
+    from transformers import DacFeatureExtractor, HiggsAudioV2TokenizerConfig, HiggsAudioV2TokenizerModel
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = qwen_bpe_tokenizer(OMNIVOICE_CORPUS, OMNIVOICE_SPECIALS, 600)
+    tokenizer.save_pretrained(folder)
+
+    if full:
+        llm = dict(
+            vocab_size=151676, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+            num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+        )  # fmt: skip
+        acoustic = dict(encoder_hidden_size=64, decoder_hidden_size=1024, hidden_size=256)
+        semantic: dict = {}
+    else:
+        llm = dict(
+            vocab_size=max(len(tokenizer), 1100),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+        )  # fmt: skip  (audio ids, up to 1024, pass through the text table too: 1100 rows at least)
+        acoustic = dict(encoder_hidden_size=4, decoder_hidden_size=64, hidden_size=16)  # 64 halves 5 times
+        semantic = dict(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+            conv_dim=[8] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        )  # fmt: skip
+    config = OmniVoiceConfig(
+        llm_config=dict(
+            model_type="qwen3", max_position_embeddings=8192, rms_norm_eps=1e-6,
+            rope_parameters={"rope_type": "default", "rope_theta": 1_000_000}, **llm,
+        ),
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    )  # fmt: skip
+    model = OmniVoice(config)
+    model.save_pretrained(folder)
+
+    codec_folder = folder / "audio_tokenizer"
+    codec_config = HiggsAudioV2TokenizerConfig(
+        target_bandwidths=[0.5, 1, 1.5, 2],
+        acoustic_model_config=dict(
+            model_type="dac", downsampling_ratios=[8, 5, 4, 2, 3], upsampling_ratios=[8, 5, 4, 2, 3], **acoustic
+        ),
+        semantic_model_config=dict(model_type="hubert", **semantic),
+    )
+    HiggsAudioV2TokenizerModel(codec_config).save_pretrained(codec_folder)
+    DacFeatureExtractor(sampling_rate=24000, hop_length=960).save_pretrained(codec_folder)
     return folder

@@ -30,6 +30,7 @@ from voiceclone_core.service import (
     SpeechRequest,
     SpeechService,
     build_service,
+    exports,
     outcome,
 )
 
@@ -91,9 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--uri", help="Wyoming listen address, e.g. tcp://0.0.0.0:10200 (default from settings)")
     sv.add_argument("--no-zeroconf", action="store_true", help="do not announce the server over mDNS")
 
-    m = sub.add_parser("models", parents=[common], help="list, download or verify neural-engine models")
-    m.add_argument("action", choices=["list", "download", "verify"])
-    m.add_argument("names", nargs="*", help="model names (download/verify); default for verify: all installed")
+    m = sub.add_parser("models", parents=[common], help="list, download, verify or export neural-engine models")
+    m.add_argument("action", choices=["list", "download", "verify", "export"])
+    m.add_argument("names", nargs="*", help="model names (download/verify/export); default for verify: all installed")
+    m.add_argument("--force", action="store_true", help="export: rebuild the graph even if an up-to-date one exists")
     m.add_argument("--all", action="store_true", help="list every Piper base voice too, not only installed ones")
 
     ap = sub.add_parser(
@@ -239,6 +241,14 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         for name in args.names:
             folder = manager.download(name, progress_printer(name, sys.stderr))
             print(f"{name}: installed in {folder}")
+            if exports.needs_export(settings, name):
+                export_model(settings, name, force=True)
+        return 0
+    if args.action == "export":
+        if not args.names:
+            raise CliError("name the models to export (see: voiceclone models list)")
+        for name in args.names:
+            export_model(settings, name, force=args.force)
         return 0
     names = args.names or [s.spec.name for s in manager.list() if s.installed]
     bad = 0
@@ -249,14 +259,26 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if bad else 0
 
 
+def export_model(settings: Settings, name: str, force: bool = False) -> None:
+    """Build the CPU graph of an installed OmniVoice checkpoint (the only models with an export step)."""
+    try:
+        folder = exports.export_model(settings, name, force=force)
+    except ServiceUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    print(f"{name}: CPU graph {'in ' + str(folder) if folder else 'already up to date'}")
+
+
 def fetch_configured_models(settings: Settings) -> None:
-    """Download the models named in ``models.download`` that are not installed yet (add-on / compose start)."""
+    """Download the models named in ``models.download`` that are not installed yet, and build an OmniVoice
+    checkpoint's CPU graph where it is missing (add-on / compose start)."""
     manager = _model_manager(settings)
     for name in settings.models.download:
         try:
             if not manager.installed(name):
                 manager.download(name, progress_printer(name, sys.stderr))
-        except ModelError as exc:
+            if exports.needs_export(settings, name):
+                export_model(settings, name)
+        except (ModelError, CliError) as exc:
             log.error("model %s not available: %s", name, exc)
 
 

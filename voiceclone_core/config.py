@@ -102,6 +102,19 @@ class Qwen3Settings:
 
 
 @dataclass
+class OmniVoiceSettings:
+    """OmniVoice (CPU through an int4 ONNX graph, or an NVIDIA GPU in bf16): which downloaded model, how it decodes."""
+
+    model: str = "omnivoice"
+    backend: str = "auto"  # auto: torch on a CUDA device, else onnx; or name one
+    steps: int = 16
+    guidance_scale: float = 2.0
+    threads: int = 0
+    onnx_bits: int = 4
+    max_prompt_s: float = 10.0
+
+
+@dataclass
 class SpeechSettings:
     """The speech service shared by every door."""
 
@@ -206,6 +219,7 @@ class Settings:
     classic: ClassicSettings = field(default_factory=ClassicSettings)
     pocket: PocketSettings = field(default_factory=PocketSettings)
     qwen3: Qwen3Settings = field(default_factory=Qwen3Settings)
+    omnivoice: OmniVoiceSettings = field(default_factory=OmniVoiceSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
@@ -383,6 +397,12 @@ def _validate(s: Settings) -> None:
         ("qwen3.max_seq_len", s.qwen3.max_seq_len >= 64, "must be at least 64"),
         ("qwen3.temperature", s.qwen3.temperature >= 0, "must be 0 (greedy) or more"),
         ("qwen3.repetition_penalty", s.qwen3.repetition_penalty > 0, "must be above 0"),
+        ("omnivoice.backend", s.omnivoice.backend in ("auto", "onnx", "torch"), "must be auto, onnx or torch"),
+        ("omnivoice.steps", 4 <= s.omnivoice.steps <= 64, "must be 4 to 64"),
+        ("omnivoice.guidance_scale", 0 <= s.omnivoice.guidance_scale <= 10, "must be 0 to 10"),
+        ("omnivoice.threads", s.omnivoice.threads >= 0, "must be 0 (automatic) or more"),
+        ("omnivoice.onnx_bits", s.omnivoice.onnx_bits in (4, 8, 32), "must be 4, 8 or 32 (float)"),
+        ("omnivoice.max_prompt_s", 3 <= s.omnivoice.max_prompt_s <= 30, "must be 3 to 30"),
         (
             "wyoming.uri",
             s.wyoming.uri.startswith(("tcp://", "unix://", "stdio://")),

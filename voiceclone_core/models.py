@@ -140,9 +140,33 @@ def _pocket(
     )
 
 
+def _omnivoice(revision: str) -> ModelSpec:
+    """OmniVoice with its Higgs audio v2 tokenizer, which the checkpoint's repository holds in ``audio_tokenizer/``
+    at the same commit (so one entry fetches both, and they can never be mismatched)."""
+    return ModelSpec(
+        name="omnivoice",
+        engine="omnivoice",
+        repo="k2-fsa/OmniVoice",
+        revision=revision,
+        files=(
+            ModelFile("config.json", size=2_238),
+            ModelFile("tokenizer.json", size=11_423_986),
+            ModelFile("tokenizer_config.json", size=533),
+            ModelFile("model.safetensors", size=2_450_344_112),
+            ModelFile("audio_tokenizer/config.json", size=2_531),
+            ModelFile("audio_tokenizer/preprocessor_config.json", size=206),
+            ModelFile("audio_tokenizer/model.safetensors", size=805_665_628),
+        ),
+        licence="Apache-2.0",
+        description="OmniVoice: zero-shot cloning in 646 languages; CPU (int4 ONNX graph built after the download) "
+        "or NVIDIA GPU",
+    )
+
+
 # Sums and sizes as published for these commits (Qwen3-TTS) and revisions (Pocket TTS: the ones pocket-tts 4.0.1's
 # english.yaml pins). The Pocket weights' SHA-256 at that revision could not be found from this workplace: it is
-# checked against the hub's LFS SHA-256 at download and recorded for `verify`.
+# checked against the hub's LFS SHA-256 at download and recorded for `verify`. OmniVoice: the commit and file sizes
+# of a published pinned manifest of that repository; its SHA-256 sums are likewise taken from the hub at download.
 CATALOGUE: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -166,6 +190,7 @@ CATALOGUE: dict[str, ModelSpec] = {
                 3_857_413_744,
             ),
         ),
+        _omnivoice("c5fdb5ccb189668d56333f77ba2629f4cd7535f4"),
         _pocket(
             "english",
             "db04f0e653473e5c7333c69686ac92b7460b0c1d",

@@ -25,16 +25,25 @@ log = logging.getLogger(__name__)
 class EngineSpec:
     """Where an engine lives: its module, its settings section (None: it takes none) and its ``auto`` rank.
 
-    ``auto`` tries engines by ascending ``auto_rank`` (None: never chosen automatically).
+    ``auto`` tries engines by ascending ``auto_rank`` (None: never chosen automatically); ``cuda_rank``, where
+    given, replaces it when ``engine.device`` is a CUDA device (an engine far faster on a GPU than on a CPU).
     """
 
     module: str
     section: str | None = None
     auto_rank: int | None = None
+    cuda_rank: int | None = None
+
+    def rank(self, device: str) -> int | None:
+        """Where ``auto`` tries this engine on ``device``."""
+        return self.cuda_rank if self.cuda_rank is not None and device.startswith("cuda") else self.auto_rank
 
 
 _ENGINES: dict[str, EngineSpec] = {
     "qwen3": EngineSpec("voiceclone_core.engines.qwen3", "qwen3", auto_rank=10),
+    # After pocket on a CPU (benchmarks/omnivoice_cpu.py: real-time factor ~13 at 16 steps on 2 cores, against
+    # pocket's 0.22), before it on a GPU; after qwen3, which streams frame by frame and batches requests.
+    "omnivoice": EngineSpec("voiceclone_core.engines.omnivoice", "omnivoice", auto_rank=25, cuda_rank=15),
     "pocket": EngineSpec("voiceclone_core.engines.pocket", "pocket", auto_rank=20),
     "classic": EngineSpec("voiceclone_core.engines.classic", "classic", auto_rank=100),
 }
@@ -71,7 +80,8 @@ def choose_engine(settings: Settings) -> tuple[str, list[str]]:
     """The engine ``auto`` picks here and, for the log, why each better-ranked one was passed over."""
     skipped = []
     context = engine_context(settings)
-    ranked = sorted((s.auto_rank, n) for n, s in _ENGINES.items() if s.auto_rank is not None)
+    device = settings.engine.device
+    ranked = sorted((s.rank(device), n) for n, s in _ENGINES.items() if s.rank(device) is not None)
     for _, name in ranked:
         spec = _ENGINES[name]
         try:

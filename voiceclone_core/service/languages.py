@@ -63,13 +63,15 @@ class LanguageChooser:
     """Picks the language of each chunk of one request (see the module docstring for the order).
 
     Text that says nothing about its language (digits, a name, "OK") keeps the previous chunk's language, so a
-    request does not flip languages mid-way on a word.
+    request does not flip languages mid-way on a word. ``also``: codes the engine speaks without advertising them,
+    accepted when asked for explicitly.
     """
 
     def __init__(
         self,
         engine_languages: tuple[str, ...],
         *,
+        also: frozenset[str] | set[str] = frozenset(),
         requested: str | None = None,
         voice_language: str | None = None,
         default_language: str | None = None,
@@ -80,7 +82,7 @@ class LanguageChooser:
         self._fixed: str | None = None
         if requested:
             family = text.language_family(check_tag(requested))
-            if family not in self.available:
+            if family not in self.available and family not in also:
                 raise LanguageUnavailable(requested, self.available)
             self._fixed = family
         preferred = [text.language_family(lang) for lang in (voice_language, default_language) if lang]
@@ -97,7 +99,7 @@ class LanguageChooser:
         choice = found.language
         if choice is None:
             fits = found.fits or self.available
-            order = [self._last, *self._preferred, *fits]
+            order = [self._last, *self._preferred, found.likely, *fits]
             choice = next(lang for lang in order if lang in fits)
         self._last = choice
         return choice

@@ -1,7 +1,9 @@
 """From a request's text to speakable chunks: cut, language chosen, normalised, length-checked.
 
 Whole texts and streamed pieces take the same path (a whole text is one piece), so the same text gives the same
-chunks, and the same audio, whichever way it arrives.
+chunks, and the same audio, whichever way it arrives — except for an engine that asks for packed sentences
+(``packs_sentences``): a whole text's sentences after the first are then joined into chunks of up to
+``speech.chunk_chars``, since such an engine pays for its voice prompt once per chunk.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from voiceclone_core.service.scheduler import Chunk
 class TextPlanner:
     """Chunks of one request's text, in order; ``languages`` lists the languages chosen so far."""
 
-    def __init__(self, limits: SpeechSettings, chooser: LanguageChooser, speed: float) -> None:
+    def __init__(self, limits: SpeechSettings, chooser: LanguageChooser, speed: float, pack: bool = False) -> None:
         self._buffer = text.SentenceBuffer(limits.chunk_chars, limits.first_chunk_chars)
+        self._pack = limits.chunk_chars if pack else 0
         self._chooser = chooser
         self._speed = speed
         self._limit = limits.max_text_chars
@@ -35,6 +38,9 @@ class TextPlanner:
         chunks = self.feed(words) + self.flush()
         if not chunks:
             raise NothingToSay("nothing to say: the text has no words")
+        if self._pack:
+            chunks = pack(chunks, self._pack)
+            self.chunks = len(chunks)
         return chunks
 
     def feed(self, piece: str) -> list[Chunk]:
@@ -62,3 +68,16 @@ class TextPlanner:
                 self.languages.append(language)
         self.chunks += len(chunks)
         return chunks
+
+
+def pack(chunks: list[Chunk], max_chars: int) -> list[Chunk]:
+    """The first chunk alone, then neighbours in the same language joined while they fit in ``max_chars``."""
+    out = chunks[:1]
+    for chunk in chunks[1:]:
+        last = out[-1]
+        glue = "" if text.is_cjk(last.text[-1:]) or text.is_cjk(chunk.text[:1]) else " "
+        if len(out) > 1 and last.options == chunk.options and len(last.text) + len(glue) + len(chunk.text) <= max_chars:
+            out[-1] = Chunk(last.text + glue + chunk.text, last.options)
+        else:
+            out.append(chunk)
+    return out

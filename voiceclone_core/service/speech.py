@@ -511,6 +511,7 @@ class SpeechService:
                 raise SynthesisFailed(f"voice {voice_id!r} cannot be used with this engine: {exc}") from exc
         chooser = LanguageChooser(
             engine.languages,
+            also=getattr(engine, "also_speaks", frozenset()),
             requested=request.language or None,
             voice_language=profile.language,
             default_language=self.settings.speech.default_language,
@@ -519,7 +520,8 @@ class SpeechService:
         if self.cache.enabled:  # hashing the prompt (megabytes for some engines) is only for cache keys
             parts = [engine.name, engine.version, prompt.digest(), str(self.sample_rate)]
             digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
-        return _Plan(voice_id, prompt, digest, TextPlanner(self.settings.speech, chooser, speed))
+        planner = TextPlanner(self.settings.speech, chooser, speed, pack=getattr(engine, "packs_sentences", False))
+        return _Plan(voice_id, prompt, digest, planner)
 
     async def _look_up(self, plan: _Plan, chunks: list[Chunk]) -> None:
         """Give each chunk its cache key, and its audio where the cache has it (nothing to do without a cache)."""

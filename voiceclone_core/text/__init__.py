@@ -5,7 +5,14 @@
 """
 
 from voiceclone_core.text.chunking import SentenceBuffer, split_chunks
-from voiceclone_core.text.language import Identification, guess_language, identify, language_family, text_script
+from voiceclone_core.text.language import (
+    Identification,
+    guess_language,
+    identify,
+    is_cjk,
+    language_family,
+    text_script,
+)
 from voiceclone_core.text.normalization import Normalizer, normalize, register_normalizer
 from voiceclone_core.text.passages import preview_sentence, reading_passage
 
@@ -15,6 +22,7 @@ __all__ = [
     "SentenceBuffer",
     "guess_language",
     "identify",
+    "is_cjk",
     "language_family",
     "normalize",
     "preview_sentence",

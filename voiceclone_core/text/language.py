@@ -231,6 +231,7 @@ class Identification:
     language: str | None
     fits: tuple[str, ...]
     foreign: str | None = None
+    likely: str | None = None  # when ``language`` is None: the candidate its script most often means, if any
 
 
 def identify(text: str, candidates: Sequence[str]) -> Identification:
@@ -247,7 +248,8 @@ def identify(text: str, candidates: Sequence[str]) -> Identification:
     if best is None:  # Han text with Chinese and Japanese both possible: the script's own language
         native = [c for c in fits if language_script(c) == script]
         best = native[0] if len(native) == 1 else None
-    return Identification(best, fits)
+    default = _SCRIPT_DEFAULT.get(script)
+    return Identification(best, fits, likely=default if best is None and default in fits else None)
 
 
 def guess_language(text: str, script: str | None = None) -> str | None:
