@@ -13,6 +13,9 @@ VENV=${VENV:-/opt/voiceclone}
 # no NVIDIA drivers).
 "$VENV/bin/pip" install "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" \
   --extra-index-url https://pypi.org/simple
-"$VENV/bin/pip" install "voiceclone[pocket] @ ${VOICECLONE_SOURCE}"
+"$VENV/bin/pip" install "voiceclone[pocket,omnivoice] @ ${VOICECLONE_SOURCE}"
+# OmniVoice's package without its declared dependencies (gradio, torchaudio, ...): see pyproject's omnivoice extra.
+# No torchaudio build matches this torch; the engine stands in for the one function the package calls.
+"$VENV/bin/pip" install --no-deps "omnivoice==0.2.1"
 "$VENV/bin/voiceclone" --help > /dev/null
 echo "installed $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("voiceclone"))') into $VENV"
