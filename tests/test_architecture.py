@@ -1,6 +1,6 @@
 """The house rules, checked on the imports of every module: which room may import which.
 
-Rooms, from the bottom: basics (``config``, ``audio``, ``models``) and ``text`` › engines › voices › service ›
+Rooms, from the bottom: basics (``config``, ``audio``, ``room``, ``models``) and ``text`` › engines › voices › service ›
 doors (``cli``, ``wyoming``, ``mqtt``, ``web``, ``addon``, ``homeassistant``). Doors talk to the service only (never
 to engines, voices or text; basics such as settings and audio formats are fine); engines know no voice library,
 service or door; the engine protocol (``engines/base.py``) imports no engine and no engine imports the registry (no
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "voiceclone_core"
 
 ROOMS = {
-    "basics": ("config", "audio", "models"),
+    "basics": ("config", "audio", "room", "models"),
     "text": ("text",),
     "engines": ("engines",),
     "voices": ("voices",),

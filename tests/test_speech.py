@@ -478,3 +478,30 @@ def test_closing_ends_requests_in_flight(settings: Settings, fake_engine, speech
             await asyncio.wait_for(task, 5)
 
     run(scenario())
+
+
+def test_enrolling_a_reverberant_or_noisy_recording_warns(
+    settings: Settings, fake_engine: FakeEngine, speech_wav: Path, tmp_path: Path
+) -> None:
+    """A recording made in an echoey room, or with household noise at 10 dB SNR, still enrolls, with the reason."""
+    import soundfile as sf
+
+    from voiceclone_core import audio
+
+    x, sr = audio.decode(speech_wav)
+    t = np.arange(int(0.9 * sr)) / sr
+    tail = np.random.default_rng(5).standard_normal(t.size) * np.exp(-6.9 * t / 0.6)
+    response = tail / np.sqrt(np.sum(tail**2))
+    response[0] += 1.0
+    echoey, noisy = tmp_path / "echoey.wav", tmp_path / "noisy.wav"
+    sf.write(echoey, np.convolve(x, response)[: x.size], sr)
+    hum = np.random.default_rng(6).standard_normal(x.size) * np.sqrt(np.mean(x**2) / 10)
+    sf.write(noisy, x + hum, sr)
+    service = service_with(settings, fake_engine)
+    clean = service.enroll("Mum", speech_wav, consent="Mum").report
+    assert clean.verdict == "ok", clean.reasons
+    room = service.enroll("Dad", echoey, consent="Dad").report
+    assert room.verdict == "warn" and any("echoey" in r for r in room.reasons), room.reasons
+    loud = service.enroll("Gran", noisy, consent="Gran").report
+    assert loud.verdict == "warn" and any("noisy" in r for r in loud.reasons), loud.reasons
+    assert {v.name for v in service.voices()} == {"Mum", "Dad", "Gran"}

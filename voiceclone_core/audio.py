@@ -22,6 +22,8 @@ import soundfile as sf
 import soxr
 from scipy import signal
 
+from voiceclone_core import room
+
 __all__ = [
     "MAX_DECODE_SAMPLE_RATE",
     "MAX_SAMPLE_SECONDS",
@@ -53,6 +55,7 @@ SPEECH_FRACTION_MIN_DURATION = 5.0  # ... and the recording is longer than this 
 CLIP_REJECT_RATIO = 0.01  # > 1 % of samples in clipped runs -> reject
 CLIP_WARN_RATIO = 0.001  # > 0.1 % -> warn
 SNR_WARN_DB = 15.0  # estimated SNR below this -> warn "noisy"
+RT60_WARN_S = 0.4  # estimated reverberation time at or above this -> warn "echoey" (room.py: true RT60 ~0.45 s)
 SNR_CAP_DB = 60.0  # digitally clean input reports this
 MIN_GOOD_SAMPLE_RATE = 16000  # below -> warn
 QUIET_SPEECH_DBFS = -40.0  # active speech level below this -> warn "very quiet"
@@ -97,6 +100,7 @@ class QualityReport:
     sample_rate: int
     verdict: str  # "ok" | "warn" | "reject"
     reasons: tuple[str, ...]
+    rt60_s: float | None = None  # estimated reverberation time of the room (None: could not tell)
 
     @property
     def accepted(self) -> bool:
@@ -111,6 +115,7 @@ class QualityReport:
             "snr_db": round(float(self.snr_db), 1),
             "clipping_ratio": round(float(self.clipping_ratio), 5),
             "sample_rate": int(self.sample_rate),
+            "rt60_s": None if self.rt60_s is None else round(float(self.rt60_s), 2),
             "verdict": self.verdict,
             "accepted": self.accepted,
             "reasons": list(self.reasons),
@@ -461,7 +466,8 @@ def assess(x: np.ndarray, sr: int) -> QualityReport:
 
     Reject: empty or digital silence; longer than 10 minutes; under 3 s of speech; mostly silence (speech
     < 20 % of a recording longer than 5 s); badly clipped (> 1 % of samples in clipped runs).  Warn: estimated
-    SNR < 15 dB; some clipping (> 0.1 %); sample rate < 16 kHz; active speech level < -40 dBFS.  The SNR is
+    SNR < 15 dB; estimated reverberation time >= 0.4 s (``room.py``); some clipping (> 0.1 %); sample rate
+    < 16 kHz; active speech level < -40 dBFS.  The SNR is
     the mean power of the speech frames (minus the noise) over the median power of the non-speech frames
     (or the 10th percentile of all frames when there are too few), after an 80 Hz high-pass, capped at 60 dB.
     """
@@ -473,7 +479,7 @@ def assess(x: np.ndarray, sr: int) -> QualityReport:
     rejects: list[str] = []
     warns: list[str] = []
 
-    def report(speech_s: float, snr: float, clip: float) -> QualityReport:
+    def report(speech_s: float, snr: float, clip: float, rt60: float | None = None) -> QualityReport:
         verdict = "reject" if rejects else ("warn" if warns else "ok")
         return QualityReport(
             duration_s=float(duration),
@@ -483,6 +489,7 @@ def assess(x: np.ndarray, sr: int) -> QualityReport:
             sample_rate=sr,
             verdict=verdict,
             reasons=tuple(rejects + warns),
+            rt60_s=rt60,
         )
 
     if a.size == 0:
@@ -539,11 +546,17 @@ def assess(x: np.ndarray, sr: int) -> QualityReport:
             f"The recording is noisy (estimated signal-to-noise ratio {snr:.0f} dB); "
             "a quieter room will give a better voice."
         )
+    rt60 = room.reverberation_time(a, sr) if mask.any() else None
+    if rt60 is not None and rt60 >= RT60_WARN_S:
+        warns.append(
+            f"The room sounds echoey (estimated reverberation time {rt60:.1f} s); the voice will carry the echo. "
+            "Record in a smaller room with soft furnishings, close to the microphone."
+        )
     if sr < MIN_GOOD_SAMPLE_RATE:
         warns.append(f"Low sample rate ({sr} Hz); 16 kHz or higher is recommended.")
     if mask.any() and level_db < QUIET_SPEECH_DBFS:
         warns.append(f"The recording is very quiet (speech level {level_db:.0f} dBFS); move closer to the microphone.")
-    return report(speech_s, snr, clip)
+    return report(speech_s, snr, clip, rt60)
 
 
 def clean_for_enrollment(

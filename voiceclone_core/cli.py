@@ -173,6 +173,7 @@ def _print_report(report: QualityReport) -> None:
     print(
         f"quality: {report.verdict} — {report.speech_s:.1f} s speech of {report.duration_s:.1f} s, "
         f"SNR {report.snr_db:.0f} dB, clipping {report.clipping_ratio:.2%}, {report.sample_rate} Hz"
+        + (f", reverberation {report.rt60_s:.1f} s" if report.rt60_s is not None else "")
     )
     for reason in report.reasons:
         print(f"  - {reason}")
