@@ -11,6 +11,12 @@ For each stand-in target voice (festival kal, ked, slt; espeak-ng f3), the voice
   extra sentences (about 330 words in all) so that the rate is not dominated by a few misrecognitions.
 * MCD (dB, c1..c24, DTW-aligned to the target's reading) and log-F0 RMSE (semitones, aligned voiced frames).
 
+Real-speaker mode (``--real DIR``, a folder made by ``../shared/data/get_real_speech.sh DIR``): each real speaker is
+enrolled from up to 60 s of its recordings, with and without their transcript, as recorded and in three household
+variants (a room of RT60 0.3 s and 0.6 s, pink noise with hum at 20 dB SNR); the clone speaks the English held-out
+sentences; SECS is against the centroid of the speaker's own held-out recordings, the ceiling is the speaker's own
+enrollment utterances against that centroid. No MCD there (there is no parallel English reading of the speaker).
+
 Run: ``python -m benchmarks.quality`` (add ``--no-transcript`` to also measure statistics-only enrollment).
 Needs the ``quality`` extra (resemblyzer, pocketsphinx) and festival/espeak-ng (scripts/setup.sh installs them).
 """
@@ -18,6 +24,7 @@ Needs the ``quality`` extra (resemblyzer, pocketsphinx) and festival/espeak-ng (
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import statistics
@@ -156,6 +163,71 @@ def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: 
     return out
 
 
+def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool, variant: str) -> dict:
+    """One real speaker (``benchmarks.real_speakers``), enrolled as recorded or in a household ``variant``."""
+    from benchmarks import real_speakers
+
+    x, sr = spk.enroll, spk.sample_rate
+    if variant.startswith("room"):
+        x = real_speakers.in_room(x, sr, float(variant[4:]))
+    elif variant.startswith("noise"):
+        x = real_speakers.with_noise(x, float(variant[5:]))
+    clean, csr, report = audio.clean_for_enrollment(audio.encode_wav(x, sr), target_sr=engine.sample_rate)
+    language = spk.language.split("-")[0]
+    t0 = time.perf_counter()
+    prompt = engine.prepare(EnrollmentSample(clean, csr, language, spk.transcript if use_transcript else None))
+    enroll_s = time.perf_counter() - t0
+    centroid = np.mean([judge.embed(h, sr) for h in spk.held_out], axis=0)
+    cuts = [int(a) for a in np.linspace(0, len(spk.enroll), 6)]
+    pieces = [spk.enroll[a:b] for a, b in itertools.pairwise(cuts)]
+    ceiling = float(np.mean([_cos(judge.embed(p, sr), centroid) for p in pieces]))
+    opts = SynthesisOptions(language="en")
+    base = engine.bases["en"]
+    rows: dict[str, dict[str, list[float]]] = {k: {"secs": [], "err": [], "n": []} for k in ("base", "clone")}
+    texts = [corpus.SENTENCES[i] for i in corpus.HELD_OUT]
+    for i, ref_text in enumerate([*texts, *corpus.WER_ONLY]):
+        outs = {"base": base.read(ref_text), "clone": np.concatenate(list(engine.synthesize(ref_text, prompt, opts)))}
+        for k, y in outs.items():
+            if i < len(texts):
+                rows[k]["secs"].append(_cos(judge.embed(y, engine.sample_rate), centroid))
+            e, n = word_errors(ref_text, judge.transcribe(y, engine.sample_rate))
+            rows[k]["err"].append(e)
+            rows[k]["n"].append(n)
+    out = {
+        "speaker": spk.name,
+        "variant": variant,
+        "transcript": use_transcript,
+        "mode": prompt.meta.get("mode"),
+        "enroll_s": enroll_s,
+        "ceiling": ceiling,
+        "rt60_s": report.rt60_s,
+        "snr_db": report.snr_db,
+        "warnings": list(report.reasons),
+    }
+    for k, r in rows.items():
+        out[k] = {"secs": float(np.mean(r["secs"])), "wer": sum(r["err"]) / max(sum(r["n"]), 1)}
+    a, b, c = out["base"]["secs"], out["clone"]["secs"], ceiling
+    out["gap_closed"] = (b - a) / (c - a) if c > a else float("nan")
+    return out
+
+
+def print_real_table(results: list[dict]) -> None:
+    print(
+        "| speaker | variant | transcript | mode | enroll s | SECS base | clone | ceiling | gap closed | "
+        "WER base | WER clone | RT60 est. s | SNR est. dB | warnings |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        rt = "-" if r["rt60_s"] is None else f"{r['rt60_s']:.2f}"
+        warns = "; ".join(w.split(" (")[0] for w in r["warnings"]) or "-"
+        print(
+            f"| {r['speaker']} | {r['variant']} | {'yes' if r['transcript'] else 'no'} | {r['mode']} | "
+            f"{r['enroll_s']:.1f} | {r['base']['secs']:.3f} | {r['clone']['secs']:.3f} | {r['ceiling']:.3f} | "
+            f"{r['gap_closed']:.2f} | {r['base']['wer']:.2f} | {r['clone']['wer']:.2f} | {rt} | "
+            f"{r['snr_db']:.0f} | {warns} |"
+        )
+
+
 def print_table(results: list[dict]) -> None:
     hdr = (
         "| target | mode | enroll s | SECS base | SECS clone | SECS ceiling | gap closed | WER base | WER clone "
@@ -189,10 +261,26 @@ def main() -> None:
     ap.add_argument("--speakers", default="kal,ked,slt,espeak_f")
     ap.add_argument("--no-transcript", action="store_true", help="also evaluate enrollment without transcript")
     ap.add_argument("--cache", type=Path, default=RESULTS / "corpus")
+    ap.add_argument("--real", type=Path, help="real-speaker mode: a folder made by get_real_speech.sh")
+    ap.add_argument("--variants", default="clean,room0.3,room0.6,noise20", help="real-speaker mode: conditions")
     args = ap.parse_args()
     engine = create_engine(Settings())
     assert isinstance(engine, ClassicEngine)
     judge = Judge()
+    if args.real:
+        from benchmarks import real_speakers
+
+        real = []
+        for spk in real_speakers.speakers(args.real):
+            for variant in args.variants.split(","):
+                for use_transcript in (True, False):
+                    real.append(evaluate_real(engine, judge, spk, use_transcript, variant))
+                    print_real_table(real[-1:])
+        print()
+        print_real_table(real)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "quality_real.json").write_text(json.dumps(real, indent=2))
+        return
     results = []
     for spk in args.speakers.split(","):
         results.append(evaluate(engine, judge, spk, True, args.cache))
