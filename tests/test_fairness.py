@@ -90,6 +90,18 @@ async def long_then_short(svc: SpeechService, engine: FakeEngine, **short) -> tu
     return long_audio, short_audio
 
 
+def race(
+    settings: Settings, engine: FakeEngine, wav: Path, **short
+) -> tuple[SpeechService, list[np.ndarray], list[np.ndarray]]:
+    """:func:`long_then_short` on a fresh one-worker service, closed afterwards (returned for its counters)."""
+    svc = one_worker(settings, engine, wav)
+    try:
+        long_audio, short_audio = asyncio.run(long_then_short(svc, engine, **short))
+    finally:
+        svc.close()
+    return svc, long_audio, short_audio
+
+
 @pytest.fixture
 def engine() -> PiecesEngine:
     return PiecesEngine()
@@ -98,11 +110,7 @@ def engine() -> PiecesEngine:
 def test_a_short_request_is_spoken_between_the_chunks_of_a_long_one(
     settings: Settings, fake_engine: FakeEngine, speech_wav: Path
 ) -> None:
-    svc = one_worker(settings, fake_engine, speech_wav)
-    try:
-        long_audio, short_audio = asyncio.run(long_then_short(svc, fake_engine))
-    finally:
-        svc.close()
+    svc, long_audio, short_audio = race(settings, fake_engine, speech_wav)
     sentences = [f"Long sentence number {w} is here." for w in WORDS]
     # the short request was spoken right after the long one's first chunk, not after all eight of them
     assert fake_engine.calls == [sentences[0], SHORT, *sentences[1:]]
@@ -139,11 +147,7 @@ def test_requests_of_the_same_priority_take_turns(
 
 def test_a_higher_priority_still_goes_first(settings: Settings, fake_engine: FakeEngine, speech_wav: Path) -> None:
     """Turns are taken within a priority: an announcement waits for the interactive request to finish."""
-    svc = one_worker(settings, fake_engine, speech_wav)
-    try:
-        long_audio, short_audio = asyncio.run(long_then_short(svc, fake_engine, priority=Priority.ANNOUNCEMENT))
-    finally:
-        svc.close()
+    _, long_audio, short_audio = race(settings, fake_engine, speech_wav, priority=Priority.ANNOUNCEMENT)
     assert fake_engine.calls[-1] == SHORT and len(fake_engine.calls) == 9
     assert len(long_audio) == 8 and len(short_audio) == 1
 
@@ -153,11 +157,7 @@ def test_a_long_chunk_pauses_between_pieces_for_a_waiting_request(
 ) -> None:
     """An engine with no concurrency limit: a rendering pauses after each piece while another request waits, so the
     two take turns piece by piece, and the long request goes on alone once the short one is done."""
-    svc = one_worker(settings, engine, speech_wav)
-    try:
-        long_audio, short_audio = asyncio.run(long_then_short(svc, engine))
-    finally:
-        svc.close()
+    svc, long_audio, short_audio = race(settings, engine, speech_wav)
     first = "Long sentence number one is here."
     # one piece of the long request, then the short one's first piece, and so on
     assert engine.log[:12] == [item for i in range(6) for item in ((first, i), (SHORT, i))]
@@ -176,11 +176,7 @@ def test_an_engine_with_a_concurrency_limit_or_batches_finishes_each_chunk(
 ) -> None:
     """A paused call would count against the engine's limit (or hold a batch slot): turns end only between chunks."""
     engine.max_concurrency, engine.batches_streams = max_concurrency, batches
-    svc = one_worker(settings, engine, speech_wav)
-    try:
-        long_audio, short_audio = asyncio.run(long_then_short(svc, engine))
-    finally:
-        svc.close()
+    _, long_audio, short_audio = race(settings, engine, speech_wav)
     first = "Long sentence number one is here."
     # the short request waits for the long one's first chunk, not for all of it
     assert engine.log[:12] == [(first, i) for i in range(6)] + [(SHORT, i) for i in range(6)]
