@@ -183,6 +183,23 @@ def chromium_driver(profile: Path, *args: str) -> Any:
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
 
 
+def signed_in_page(driver: Any, server: WebServer) -> tuple[Any, Any]:
+    """Open the enrollment page, give it the API token it asks for once, and wait for its passage; returns a
+    ``WebDriverWait`` that looks again when the page has re-rendered an element, and ``driver.find_element``."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
+    find = driver.find_element
+    driver.get(server.url)
+    wait.until(lambda d: find(By.ID, "login").is_displayed())
+    find(By.ID, "token").send_keys(server.token)
+    find(By.ID, "use-token").click()
+    wait.until(lambda d: "kitchen" in find(By.ID, "passage").text)
+    return wait, find
+
+
 @pytest.mark.slow
 def test_page_records_checks_enrolls_and_previews_in_chromium(
     settings: Settings, classic_engine, speech_wav: Path, tmp_path: Path
@@ -193,22 +210,12 @@ def test_page_records_checks_enrolls_and_previews_in_chromium(
         "--autoplay-policy=no-user-gesture-required",
         "--window-size=900,1300",
     )
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     service = build_service(settings, engine=classic_engine)
     server = WebServer(service)
-    # the page re-renders what it shows: an element found a moment ago may be gone, which is a reason to look again
-    wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
-    find = driver.find_element
     try:
-        driver.get(server.url)
-        # the API needs the token: the page asks for it once
-        wait.until(lambda d: find(By.ID, "login").is_displayed())
-        find(By.ID, "token").send_keys(server.token)
-        find(By.ID, "use-token").click()
-        wait.until(lambda d: "kitchen" in find(By.ID, "passage").text)
+        wait, find = signed_in_page(driver, server)
         find(By.ID, "name").send_keys("Grace")
         find(By.ID, "consent").send_keys("Grace Hopper")
         find(By.ID, "agree").click()

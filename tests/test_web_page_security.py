@@ -16,7 +16,7 @@ import pytest
 from voiceclone_core.config import Settings
 from voiceclone_core.service import build_service
 
-from .test_web import WebServer, chromium_driver, fake_microphone
+from .test_web import WebServer, chromium_driver, fake_microphone, signed_in_page
 
 NAME = '<img src=x onerror="window.__xss=1">'
 LANGUAGE = "<img src=y onerror=window.__xss=2>"
@@ -27,23 +27,13 @@ def test_names_and_messages_are_text_in_the_page(
     settings: Settings, fake_engine, speech_wav: Path, tmp_path: Path
 ) -> None:
     driver = chromium_driver(tmp_path / "chrome", *fake_microphone(speech_wav))
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     service = build_service(settings, engine=fake_engine)
     server = WebServer(service)
-    # the page re-renders what it shows: an element found a moment ago may be gone, which is a reason to look again
-    wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
-    find = driver.find_element
     xss = "return window.__xss"
     try:
-        driver.get(server.url)
-        # the API needs the token: the page asks for it once
-        wait.until(lambda d: find(By.ID, "login").is_displayed())
-        find(By.ID, "token").send_keys(server.token)
-        find(By.ID, "use-token").click()
-        wait.until(lambda d: "kitchen" in find(By.ID, "passage").text)
+        wait, find = signed_in_page(driver, server)
         find(By.ID, "name").send_keys(NAME)
         find(By.ID, "consent").send_keys("Mallory <b>Tester</b>")
         find(By.ID, "agree").click()
