@@ -1,4 +1,5 @@
-"""Process helpers shared by tests and benchmarks: free loopback ports, `voiceclone serve` as a process."""
+"""Process helpers shared by tests and benchmarks: free loopback ports, a loopback HTTP stub, `voiceclone serve` as a
+process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "voiceclone_core.cli"]
@@ -19,6 +22,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not log each request to stderr."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class LoopbackHttp:
+    """A threaded HTTP server for ``handler`` on a free 127.0.0.1 port: ``url``, and ``close()`` to stop it."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,67 +11,11 @@ import pytest
 from voiceclone_core import cli
 from voiceclone_core.models import MANIFEST, ModelError, ModelFile, ModelManager, ModelSpec, progress_printer
 
+from .model_hub import Hub, sha
 from .procs import free_port
 
 WEIGHTS = bytes(range(256)) * 4096  # 1 MiB
 CONFIG = b'{"hidden_size": 8}'
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class Hub:
-    """Serves ``/{repo}/resolve/{revision}/{path}`` with ranges, LFS sums in X-Linked-Etag and optional auth."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.token = ""
-        self.cut_after: int | None = None  # drop the connection after this many body bytes (once)
-        self.requests: list[dict] = []
-        hub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                hub.requests.append(
-                    {"path": self.path, "range": self.headers.get("Range"), "auth": self.headers.get("Authorization")}
-                )
-                if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                data = hub.files.get(self.path)
-                if data is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
-                body = data[start:]
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(body)))
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                if self.path.endswith(".safetensors"):
-                    self.send_header("X-Linked-Etag", f'"{sha(data)}"')
-                self.end_headers()
-                if hub.cut_after is not None:
-                    self.wfile.write(body[: hub.cut_after])
-                    hub.cut_after = None
-                    self.wfile.flush()
-                    self.connection.shutdown(2)
-                    return
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

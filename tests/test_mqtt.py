@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from voiceclone_core.homeassistant import HomeAssistantClient, MediaStore
 from voiceclone_core.mqtt.bridge import MqttBridge
 
 from .conftest import service_with
-from .procs import CLI, QUIET_ENV, free_port, serve, wait_port
+from .procs import CLI, QUIET_ENV, LoopbackHttp, QuietHandler, free_port, serve, wait_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -61,7 +60,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-class HomeAssistantStub:
+class HomeAssistantStub(LoopbackHttp):
     """Records REST calls like Home Assistant's /api/services/<domain>/<service>; status is settable."""
 
     def __init__(self) -> None:
@@ -69,7 +68,7 @@ class HomeAssistantStub:
         self.status = 200
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 stub.requests.append(
@@ -80,15 +79,7 @@ class HomeAssistantStub:
                 self.end_headers()
                 self.wfile.write(b"[]" if stub.status == 200 else b'{"message": "Unauthorized"}')
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
+        super().__init__(Handler)
 
 
 @pytest.fixture

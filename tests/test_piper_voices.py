@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,56 +14,10 @@ import pytest
 
 from voiceclone_core.models import ModelError, ModelManager, piper_spec
 
+from .model_hub import Hub
+
 FAKE = "it_IT-finto-medium"
 FOLDER = "it/it_IT/finto/medium"
-
-
-class Hub:
-    """Serves ``root`` as ``/rhasspy/piper-voices/resolve/main/<path>`` with Range support; ``cut_after`` bytes
-    breaks the next whole-file transfer (once), as a dropped connection would."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.ranges: list[str] = []
-        self.cut_after: int | None = None
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                prefix = "/rhasspy/piper-voices/resolve/main/"
-                path = hub.root / self.path[len(prefix) :]
-                if not self.path.startswith(prefix) or not path.is_file():
-                    self.send_error(404)
-                    return
-                data = path.read_bytes()
-                start = 0
-                if self.headers.get("Range"):
-                    hub.ranges.append(self.headers["Range"])
-                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                if hub.cut_after is not None and start == 0:
-                    body, hub.cut_after = body[: hub.cut_after], None
-                    self.wfile.write(body)
-                    self.wfile.flush()
-                    self.connection.close()
-                    return
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 def _md5(path: Path) -> str:
@@ -86,7 +38,9 @@ def hub(tmp_path: Path):
     config["language"] = {"code": "it_IT", "family": "it"}
     config["espeak"] = {"voice": "it"}
     (folder / f"{FAKE}.onnx.json").write_text(json.dumps(config))
-    server = Hub(tmp_path / "hub")
+    server = Hub()
+    for path in folder.iterdir():
+        server.files[f"/rhasspy/piper-voices/resolve/main/{FOLDER}/{path.name}"] = path.read_bytes()
     yield server, folder
     server.close()
 
@@ -141,7 +95,7 @@ def test_an_interrupted_download_resumes(hub, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="interrupted"):
         manager.download(f"piper:{FAKE}")
     assert manager.download(f"piper:{FAKE}").is_dir()
-    assert server.ranges == ["bytes=1000000-"]  # the second run asked only for the rest
+    assert server.ranges() == ["bytes=1000000-"]  # the second run asked only for the rest
     assert manager.verify(f"piper-{FAKE}") == []
 
 
