@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import children
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXT = (
@@ -49,9 +50,9 @@ def model_root(size: str) -> Path:
     if not (folder / "speech_tokenizer" / "model.safetensors").is_file():
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.tiny_models import build_qwen3
-        from voiceclone_core.engines.qwen3 import _torchaudio_placeholder
+        from voiceclone_core.engines.torchaudio_compat import ensure_torchaudio
 
-        _torchaudio_placeholder()
+        ensure_torchaudio()
 
         build_qwen3(folder, full=size == "full")
     return root
@@ -133,7 +134,7 @@ def child(args: argparse.Namespace) -> dict:
     if cuda:
         result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     else:
-        result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_mib"] = children.peak_rss_mib()
     return result
 
 
@@ -143,26 +144,9 @@ def _p95(values: list[float]) -> float:
 
 
 def run_child(slots: int, args: argparse.Namespace) -> dict:
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.gpu",
-        "--child",
-        "--slots",
-        str(slots),
-        "--device",
-        args.device,
-        "--size",
-        args.size,
-        "--frames",
-        str(args.frames),
-        "--runs",
-        str(args.runs),
-        "--streams",
-        *map(str, args.streams),
-    ] + (["--icl"] if args.icl else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    flags = ["--slots", str(slots), "--device", args.device, "--size", args.size, "--frames", str(args.frames)]
+    flags += ["--runs", str(args.runs), "--streams", *map(str, args.streams)] + (["--icl"] if args.icl else [])
+    return children.run_child("benchmarks.gpu", *flags)
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,8 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import children
+
 RESULTS = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = children.ROOT
 TEXTS = {
     "one sentence": "The washing machine has finished.",
     "three sentences": (
@@ -71,10 +72,6 @@ def reference_wav(folder: Path) -> Path:
     return path
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child_theirs(args: argparse.Namespace) -> dict:
     import wave
 
@@ -109,7 +106,7 @@ def child_theirs(args: argparse.Namespace) -> dict:
                 firsts.append(total)
                 rtfs.append(total / seconds)
         results[label] = {"first_s": firsts, "rtf": rtfs}
-    return {"load_s": load, "texts": results, "peak_mb": peak_mb()}
+    return {"load_s": load, "texts": results, "peak_mb": children.peak_rss_mib()}
 
 
 def child_ours(args: argparse.Namespace) -> dict:
@@ -157,19 +154,12 @@ def child_ours(args: argparse.Namespace) -> dict:
                 rtfs.append(rtf)
         results[label] = {"first_s": firsts, "rtf": rtfs}
     service.close()
-    return {"load_s": load, "texts": results, "peak_mb": peak_mb()}
+    return {"load_s": load, "texts": results, "peak_mb": children.peak_rss_mib()}
 
 
 def run_child(kind: str, args: argparse.Namespace, steps: int, runs: int) -> dict:
-    cmd = [
-        sys.executable, "-m", "benchmarks.omnivoice_cpu", "--child", kind, "--steps", str(steps),
-        "--runs", str(runs), "--threads", str(args.threads),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-    if out.returncode:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    flags = [kind, "--steps", str(steps), "--runs", str(runs), "--threads", str(args.threads)]
+    return children.run_child("benchmarks.omnivoice_cpu", *flags)
 
 
 def _fmt(values: list[float]) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from benchmarks import children
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXT = (
@@ -86,7 +87,7 @@ def bound(model, frames: int) -> None:
 
 
 def rss_mb() -> tuple[float, float]:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = children.peak_rss_mib()
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return peak, int(line.split()[1]) / 1024
@@ -188,21 +189,8 @@ def _result(load: float, prompts: list[float], firsts: list[float], rtfs: list[f
 
 
 def run_child(kind: str, threads: int, quantize: bool, args: argparse.Namespace) -> dict:
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.pocket_cpu",
-        "--child",
-        kind,
-        "--threads",
-        str(threads),
-        "--runs",
-        str(args.runs),
-        "--frames",
-        str(args.frames),
-    ] + (["--quantize"] if quantize else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    flags = [kind, "--threads", str(threads), "--runs", str(args.runs), "--frames", str(args.frames)]
+    return children.run_child("benchmarks.pocket_cpu", *flags, *(["--quantize"] if quantize else []))
 
 
 def _fmt(values: list[float]) -> str:
