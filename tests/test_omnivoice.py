@@ -17,12 +17,12 @@ pytest.importorskip("omnivoice", reason="the omnivoice package is installed by s
 
 import torch  # noqa: E402
 
-from tests.procs import CLI  # noqa: E402
+from tests.procs import CLI, QUIET_ENV  # noqa: E402
 from tests.tiny_models import build_omnivoice  # noqa: E402
 from voiceclone_core.config import SpeechSettings, load_settings  # noqa: E402
 from voiceclone_core.engines import omnivoice, registry  # noqa: E402
 from voiceclone_core.engines.base import EnrollmentSample, SynthesisOptions, VoicePrompt  # noqa: E402
-from voiceclone_core.engines.registry import choose_engine, create_engine  # noqa: E402
+from voiceclone_core.engines.registry import choose_engine, create_engine, engine_context  # noqa: E402
 from voiceclone_core.service import exports  # noqa: E402
 from voiceclone_core.service.languages import LanguageChooser  # noqa: E402
 from voiceclone_core.service.planner import TextPlanner  # noqa: E402
@@ -56,18 +56,12 @@ def voice(seconds: float = 12.0, seed: int = 1) -> np.ndarray:
 def graphs(models_dir: Path) -> dict[str, Path]:
     """The int4 graph as the CLI builds it, and the float one for the token-for-token comparison."""
     s = settings(models_dir)
-    assert "not built yet" in (omnivoice.probe(s.omnivoice, _context(s)) or "")
+    assert "not built yet" in (omnivoice.probe(s.omnivoice, engine_context(s)) or "")
     int4 = exports.export_model(s, "omnivoice")
     assert int4 is not None and exports.export_model(s, "omnivoice") is None  # up to date: nothing to do
     fp32 = exports.export_model(settings(models_dir, onnx_bits=32), "omnivoice")
     assert fp32 is not None
     return {"int4": int4, "fp32": fp32}
-
-
-def _context(s):
-    from voiceclone_core.engines.registry import engine_context
-
-    return engine_context(s)
 
 
 def op_count(folder: Path, op: str) -> int:
@@ -114,7 +108,7 @@ def test_onnx_and_torch_paths_give_the_same_tokens(models_dir: Path, graphs: dic
 
 def test_int4_graph_runs_through_the_registry(models_dir: Path, graphs: dict[str, Path]) -> None:
     s = settings(models_dir, steps=6)
-    assert omnivoice.probe(s.omnivoice, _context(s)) is None
+    assert omnivoice.probe(s.omnivoice, engine_context(s)) is None
     engine = create_engine(s)
     assert engine.name == "omnivoice" and "onnx-int4" in engine.version and "steps6" in engine.version
     assert op_count(graphs["int4"], "MatMulNBits") >= 7 * 2 + 1  # every projection of both layers, and the heads
@@ -140,12 +134,12 @@ def test_a_stale_graph_is_refused(models_dir: Path, graphs: dict[str, Path], tmp
     (other / "omnivoice").symlink_to(models_dir / "omnivoice", target_is_directory=True)
     (other / "omnivoice-onnx-int4").symlink_to(graphs["int4"], target_is_directory=True)
     s = settings(other)
-    assert omnivoice.probe(s.omnivoice, _context(s)) is None
+    assert omnivoice.probe(s.omnivoice, engine_context(s)) is None
     info = graphs["int4"] / "export.json"
     saved = info.read_text()
     try:
         info.write_text(saved.replace('"checkpoint": "', '"checkpoint": "0'))
-        assert "another checkpoint" in (omnivoice.probe(s.omnivoice, _context(s)) or "")
+        assert "another checkpoint" in (omnivoice.probe(s.omnivoice, engine_context(s)) or "")
     finally:
         info.write_text(saved)
 
@@ -212,25 +206,17 @@ def test_planner_packs_sentences_after_the_first() -> None:
 
 
 def test_cli_lists_and_exports(models_dir: Path, graphs: dict[str, Path]) -> None:
-    env = {"VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_DATA_DIR": str(models_dir.parent / "cli")}
-    listed = subprocess.run([*CLI, "models", "list"], capture_output=True, text=True, env=_env(env), timeout=120)
+    env = {**QUIET_ENV, "VOICECLONE_MODELS_DIR": str(models_dir), "VOICECLONE_DATA_DIR": str(models_dir.parent / "cli")}
+    listed = subprocess.run([*CLI, "models", "list"], capture_output=True, text=True, env=env, timeout=120)
     assert listed.returncode == 0 and "omnivoice" in listed.stdout and "646 languages" in listed.stdout
     again = subprocess.run(
-        [*CLI, "models", "export", "omnivoice"], capture_output=True, text=True, env=_env(env), timeout=300
+        [*CLI, "models", "export", "omnivoice"], capture_output=True, text=True, env=env, timeout=300
     )
     assert again.returncode == 0 and "already up to date" in again.stdout
     wrong = subprocess.run(
-        [*CLI, "models", "export", "qwen3-tts-0.6b"], capture_output=True, text=True, env=_env(env), timeout=120
+        [*CLI, "models", "export", "qwen3-tts-0.6b"], capture_output=True, text=True, env=env, timeout=120
     )
     assert wrong.returncode != 0 and "nothing to export" in wrong.stderr
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-
-    from tests.procs import QUIET_ENV
-
-    return {**os.environ, **QUIET_ENV, **extra}
 
 
 def test_torchaudio_stand_in_resamples() -> None:

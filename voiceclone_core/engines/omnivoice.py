@@ -23,7 +23,6 @@ import importlib.util
 import logging
 import re
 import threading
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,14 +236,13 @@ class OmniVoiceEngine:
         if self.backend == "onnx":
             model.llm = torch.nn.Identity()  # the graph holds the backbone: free the torch copy before loading it
             forward = omnivoice_onnx.OnnxForward(onnx_folder(cfg, context) / omnivoice_onnx.GRAPH, cfg.threads)
-            model.forward = types.MethodType(lambda _self, *args, **kwargs: forward(*args, **kwargs), model)
+            model.forward = forward  # what nn.Module.__call__ runs: the package's decode loop calls the model
         self.model = model
         self.steps, self.guidance_scale, self.max_prompt_s = cfg.steps, cfg.guidance_scale, cfg.max_prompt_s
         self.known = language_ids()
         self.languages = advertised_languages(self.known)
         self.also_speaks = self.known | set(ALIASES)
-        info = self.backend == "onnx"
-        variant = onnx_folder(cfg, context).name.removeprefix(f"{cfg.model}-") if info else self.backend
+        variant = onnx_folder(cfg, context).name.removeprefix(f"{cfg.model}-") if self.backend == "onnx" else "torch"
         self.version = f"{ENGINE_VERSION}+{folder.name}+{variant}+steps{self.steps}"
         self._lock = threading.Lock()
         where = device if self.backend == "torch" else "cpu"
