@@ -15,6 +15,8 @@ import soundfile as sf
 from voiceclone_core import audio
 from voiceclone_core.audio import AudioError, QualityReport, SampleRejected
 
+from .rooms import reverberate
+
 PASSAGE = (
     "The quick brown fox jumps over the lazy dog. My grandmother kept a small garden behind the house, "
     "where she grew tomatoes, beans and sunflowers every summer."
@@ -423,21 +425,12 @@ def test_clean_for_enrollment_trims_resamples_and_normalizes(tmp_path: Path, cor
     assert np.abs(y).max() <= 0.95 + 1e-6
 
 
-def _room(x: np.ndarray, sr: int, rt60: float, seed: int = 3) -> np.ndarray:
-    """``x`` in a room: a direct path plus exponentially decaying noise (the statistical room response)."""
-    t = np.arange(int(1.5 * rt60 * sr)) / sr
-    tail = np.random.default_rng(seed).standard_normal(t.size) * np.exp(-6.9 * t / rt60)
-    response = tail / np.sqrt(np.sum(tail**2))
-    response[0] += 1.0
-    return np.convolve(x, response)[: x.size].astype(np.float32)
-
-
 def test_assess_reverberant_speech_warns(speech: np.ndarray) -> None:
     dry = audio.assess(speech, SR)
     assert dry.rt60_s is not None and dry.rt60_s < 0.3 and not any("echo" in r for r in dry.reasons)
-    small = audio.assess(_room(speech, SR, 0.2), SR)
+    small = audio.assess(reverberate(speech, SR, 0.2), SR)
     assert small.rt60_s is not None and small.rt60_s < 0.35 and not any("echo" in r for r in small.reasons)
-    hall = audio.assess(_room(speech, SR, 0.7), SR)
+    hall = audio.assess(reverberate(speech, SR, 0.7), SR)
     assert hall.verdict == "warn" and hall.rt60_s is not None and hall.rt60_s >= audio.RT60_WARN_S
     assert any("echoey" in r for r in hall.reasons), hall.reasons
     assert hall.to_dict()["rt60_s"] == round(hall.rt60_s, 2)
@@ -447,7 +440,7 @@ def test_reverberation_estimate_rises_with_the_room(core: np.ndarray) -> None:
     from voiceclone_core import room
 
     x = np.concatenate([core] * 3)
-    estimates = [room.reverberation_time(_room(x, SR, rt60), SR) for rt60 in (0.2, 0.4, 0.8)]
+    estimates = [room.reverberation_time(reverberate(x, SR, rt60), SR) for rt60 in (0.2, 0.4, 0.8)]
     assert all(e is not None for e in estimates) and estimates == sorted(estimates), estimates
     assert estimates[2] - estimates[0] > 0.2
     assert room.reverberation_time(core[: SR // 2], SR) is None  # half a second: too little to tell

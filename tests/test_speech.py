@@ -34,6 +34,7 @@ from voiceclone_core.service.speech import SpeechService as _Service
 from voiceclone_core.voices import VoiceLibrary
 
 from .conftest import FakeEngine, espeak, service_with
+from .rooms import reverberate
 
 
 @pytest.fixture
@@ -489,12 +490,8 @@ def test_enrolling_a_reverberant_or_noisy_recording_warns(
     from voiceclone_core import audio
 
     x, sr = audio.decode(speech_wav)
-    t = np.arange(int(0.9 * sr)) / sr
-    tail = np.random.default_rng(5).standard_normal(t.size) * np.exp(-6.9 * t / 0.6)
-    response = tail / np.sqrt(np.sum(tail**2))
-    response[0] += 1.0
     echoey, noisy = tmp_path / "echoey.wav", tmp_path / "noisy.wav"
-    sf.write(echoey, np.convolve(x, response)[: x.size], sr)
+    sf.write(echoey, reverberate(x, sr, 0.6, seed=5), sr)
     hum = np.random.default_rng(6).standard_normal(x.size) * np.sqrt(np.mean(x**2) / 100)  # 20 dB below the speech
     sf.write(noisy, x + hum, sr)
     service = service_with(settings, fake_engine)
