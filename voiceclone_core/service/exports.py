@@ -15,10 +15,15 @@ from voiceclone_core.models import ModelManager
 from voiceclone_core.service.errors import ServiceUnavailable
 
 
+def _has_cpu_graph(settings: Settings, name: str) -> bool:
+    """True for a catalogue model of an engine that builds a CPU graph from it (OmniVoice's)."""
+    manager = ModelManager(settings.resolved_models_dir)
+    return manager.known(name) and manager.spec(name).engine == "omnivoice"
+
+
 def needs_export(settings: Settings, name: str) -> bool:
     """True for a catalogue model whose engine runs it on the CPU through a graph built after download."""
-    manager = ModelManager(settings.resolved_models_dir)
-    return manager.known(name) and manager.spec(name).engine == "omnivoice" and settings.omnivoice.backend != "torch"
+    return _has_cpu_graph(settings, name) and settings.omnivoice.backend != "torch"
 
 
 def export_model(settings: Settings, name: str, force: bool = False) -> Path | None:
@@ -27,8 +32,7 @@ def export_model(settings: Settings, name: str, force: bool = False) -> Path | N
     from voiceclone_core.engines import omnivoice
     from voiceclone_core.engines.omnivoice_onnx import ExportError
 
-    manager = ModelManager(settings.resolved_models_dir)
-    if not manager.known(name) or manager.spec(name).engine != "omnivoice":
+    if not _has_cpu_graph(settings, name):
         raise ServiceUnavailable(f"{name}: nothing to export (only OmniVoice checkpoints have a CPU graph to build)")
     cfg = dataclasses.replace(settings.omnivoice, model=name)
     try:
