@@ -95,6 +95,7 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
         "engine": "auto",
         "log_level": "debug",
         "cache_mb": 100,
+        "watermark": False,
         "mqtt_host": "broker.lan",
         "mqtt_port": 8883,
         "mqtt_username": "vc",
@@ -113,7 +114,8 @@ def test_every_option_becomes_a_setting(tmp_path: Path) -> None:
     s = load_settings(path, env={})
     assert s.data_dir == Path("/data") and s.models_dir == Path("/data/models")
     assert s.speech.default_voice == "mum" and s.engine.name == "auto" and s.log_level == "DEBUG"
-    assert s.cache.max_mb == 100
+    assert s.cache.max_mb == 100 and s.watermark.enabled is False
+    assert addon.settings_from_options({"voices": []})["watermark"] == {"enabled": True}  # on unless turned off
     assert s.models.download == ["pocket-tts-english", "omnivoice", "piper:it_IT-paola-medium"]
     assert s.models.hf_token == "hf_x" and s.omnivoice.steps == 12
     assert (s.mqtt.host, s.mqtt.port, s.mqtt.username, s.mqtt.password) == ("broker.lan", 8883, "vc", "pw")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "voiceclone_core"
 
 ROOMS = {
-    "basics": ("config", "audio", "room", "models"),
+    "basics": ("config", "audio", "room", "models", "watermark"),
     "text": ("text",),
     "engines": ("engines",),
     "voices": ("voices",),

@@ -8,22 +8,28 @@ a language no engine speaks must get the very same words in every door. Voice ma
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
+from wyoming.tts import SynthesizeChunk, SynthesizeStop
 
+from voiceclone_core import audio
 from voiceclone_core.cli import main
 from voiceclone_core.config import Settings, load_settings
 from voiceclone_core.homeassistant import HomeAssistantClient
 from voiceclone_core.mqtt.bridge import MqttBridge
 from voiceclone_core.service import SpeechService, build_service
+from voiceclone_core.watermark import Watermarker
 
 from .conftest import espeak
 from .test_mqtt import Broker, HomeAssistantStub, Running, Watcher, broker  # noqa: F401  (broker: a fixture)
@@ -163,6 +169,50 @@ def test_a_voice_enrolled_in_italian_speaks_english_in_every_door(
         server.close()
     assert status == 200 and ctype == "audio/wav" and len(body) > 40000
     assert set(spoken.used) == {"en"}
+
+
+@pytest.mark.slow
+def test_every_door_speaks_with_the_watermark(
+    capsys: pytest.CaptureFixture[str], settings: Settings, service: SpeechService, mqtt_door, tmp_path: Path
+) -> None:
+    """What each door hands out carries the mark, and the files say what they are (LIST/INFO comment)."""
+    detector = Watermarker()
+    rate = service.sample_rate
+
+    def marked_file(path_or_bytes: Any) -> None:
+        with soundfile.SoundFile(io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes) as f:
+            assert f.comment.startswith("AI-generated voice clone of Nonna, VoiceClone")
+        x, sr = audio.decode(path_or_bytes)
+        assert detector.detect(x, sr).marked
+
+    def marked_pcm(pcm: bytes) -> None:
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+        assert len(x) > rate and detector.detect(x, rate).marked
+
+    assert say_by_cli(capsys, settings, tmp_path, DINNER)[0] == 0
+    marked_file(tmp_path / "out.wav")
+    marked_pcm(pcm_of(say_by_wyoming(service, {"text": DINNER, "voice": {"name": "nonna"}})))
+
+    async def streamed() -> list[Event]:  # Assist's streaming path: text in pieces, audio as it comes
+        async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Event("synthesize-start", {"voice": {"name": "nonna"}}))
+            for piece in ("Dinner is ", "ready. Please come ", "to the table."):
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_until(client, ("synthesize-stopped", "error"), timeout=60)
+
+    marked_pcm(pcm_of(asyncio.run(streamed())))
+    result = mqtt_door({"text": DINNER, "voice": "nonna", "id": "marked"})
+    assert result["status"] == "done"
+    (announcement,) = (tmp_path / "media").glob("*.wav")
+    marked_file(announcement)
+    server = WebServer(service)
+    try:
+        status, _, body = http(server, "POST", "api/voices/nonna/preview", json={"text": DINNER})
+    finally:
+        server.close()
+    assert status == 200
+    marked_file(body)
 
 
 @pytest.mark.slow

@@ -59,6 +59,14 @@ class PiecesEngine(FakeEngine):
                 self.dropped.append(text)
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These tests follow the engine's own pieces (their count and values); the watermark re-cuts and changes them,
+    so it is off here (marking in pieces is tested in test_watermark.py)."""
+    settings.watermark.enabled = False
+    return settings
+
+
 def one_worker(settings: Settings, engine: FakeEngine, wav: Path, cache: bool = False) -> SpeechService:
     settings.speech.workers = 1
     settings.cache.enabled = cache

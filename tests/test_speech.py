@@ -73,7 +73,7 @@ async def pieces(*parts: str, pause: float = 0.0) -> AsyncIterator[str]:
 def test_stream_yields_audio_per_chunk_and_whole_clip(service: SpeechService, fake_engine) -> None:
     text = "Good evening. " + "The front door is open and the lights in the garden are still on. " * 3
     chunks = run(collect(service, SpeechRequest(text, voice="mum")))
-    assert len(chunks) == len(fake_engine.calls) >= 2
+    assert len(chunks) >= len(fake_engine.calls) >= 2  # the watermark may hand a chunk out in two pieces
     assert fake_engine.calls[0] == "Good evening."  # short first chunk → early first audio
     assert all(c.dtype == np.float32 and len(c) for c in chunks)
     speech = run(service.synthesize(SpeechRequest("Hello there.", voice="mum")))

@@ -20,7 +20,7 @@ import pytest
 
 from voiceclone_core import audio
 from voiceclone_core.config import Settings
-from voiceclone_core.service import SpeechService, build_service
+from voiceclone_core.service import SpeechRequest, SpeechService, build_service
 from voiceclone_core.web.app import start_web
 
 from .conftest import PARAGRAPH
@@ -239,6 +239,15 @@ def test_page_records_checks_enrolls_and_previews_in_chromium(
         assert service.voice("grace").consent.given_by == "Grace Hopper"
         driver.find_element(By.CSS_SELECTOR, '[data-voice="grace"] .preview').click()
         wait.until(lambda d: int(find(By.ID, "player").get_attribute("data-bytes") or 0) > 10000)
+        # "Was this made here?": speech this server made carries the mark, the family member's own recording not
+        said = asyncio.run(service.synthesize(SpeechRequest("Dinner is ready.", voice="grace")))
+        audio.write_wav(tmp_path / "made-here.wav", said.audio, said.sample_rate)
+        for path, verdict in ((tmp_path / "made-here.wav", "Made by an AI voice"), (speech_wav, "No mark found")):
+            find(By.ID, "detect-file").send_keys(str(path))
+            find(By.ID, "detect").click()
+            wait.until(
+                lambda d, v=verdict: d.find_elements(By.ID, "detect-verdict") and v in find(By.ID, "detected").text
+            )
         png = driver.get_screenshot_as_png()
     finally:
         driver.quit()

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from voiceclone_core import audio
 from voiceclone_core.config import Settings
 from voiceclone_core.service import build_service
+from voiceclone_core.watermark import Watermarker
 
 from .conftest import PARAGRAPH
 from .test_web import WebServer, request, upload, web  # noqa: F401  (web: a fixture)
@@ -293,3 +295,36 @@ def test_ingress_rate_limits_follow_the_browser_home_assistant_saw(settings: Set
     assert guard.client(Seen("1.2.3.4, 192.168.1.20, 172.30.32.1")) == "192.168.1.20"  # spoofed first entry ignored
     assert guard.client(Seen("192.168.1.20, 172.30.32.1")) == "192.168.1.20"
     assert guard.client(Seen("")) == "127.0.0.1"
+
+
+def test_detect_needs_the_token_is_bounded_and_tells_marked_from_unmarked(
+    settings: Settings, fake_engine, speech_wav: Path
+) -> None:
+    """``api/detect`` is guarded like the rest of the API (token, same origin, upload limit, rate limit) and answers
+    whether a recording carries the mark; nothing is kept."""
+    settings.web.max_upload_mb = 2
+    settings.web.previews_per_minute = 4
+    service = build_service(settings, engine=fake_engine)
+    server = WebServer(service)
+    x, sr = audio.decode(speech_wav)
+    marked = audio.encode_wav(Watermarker().mark(x, sr), sr)
+    try:
+        assert request(server, "POST", "api/detect", token=None, data=upload(data=marked))[0] == 401
+        evil = {"Origin": "http://evil.example"}
+        assert request(server, "POST", "api/detect", headers=evil, data=upload(data=marked))[0] == 403
+        status, _, body = request(server, "POST", "api/detect", data=upload(speech_wav))
+        assert status == 200 and json.loads(body)["marked"] is False
+        status, _, body = request(server, "POST", "api/detect", data=upload(data=marked))
+        answer = json.loads(body)
+        assert status == 200 and answer["marked"] is True and answer["confidence"] > 0.9
+        assert answer["method"] == "perth-implicit" and answer["payload"] is None
+        assert abs(answer["seconds"] - len(x) / sr) < 0.05
+        big = b"RIFF" + b"\0" * (3 * 1024 * 1024)
+        assert request(server, "POST", "api/detect", data=upload(data=big))[0] == 413
+        status, _, body = request(server, "POST", "api/detect", data=upload(data=b"not audio at all"))
+        assert status == 400 and json.loads(body)["code"] == "invalid"
+        assert request(server, "POST", "api/detect", data=upload(data=marked))[0] == 429  # the fifth in a minute
+        assert service.voices() == [] and not any(service.settings.cache_dir.glob("*/*"))
+    finally:
+        server.close()
+        service.close()

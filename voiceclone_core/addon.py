@@ -66,6 +66,7 @@ def settings_from_options(options: dict[str, Any], mqtt_service: dict[str, Any] 
         "speech": {"default_voice": options.get("default_voice") or ""},
         **({"omnivoice": {"steps": int(options["omnivoice_steps"])}} if options.get("omnivoice_steps") else {}),
         "cache": {"max_mb": int(options.get("cache_mb", 256))},
+        "watermark": {"enabled": bool(options.get("watermark", True))},
         "wyoming": {"uri": f"tcp://0.0.0.0:{WYOMING_PORT}", "zeroconf": False},
         "web": {"enabled": True, "host": "0.0.0.0", "port": WEB_PORT, "ingress_proxy": INGRESS_PROXY},
         "homeassistant": {

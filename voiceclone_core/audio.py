@@ -282,16 +282,23 @@ def _pcm16_array(x: np.ndarray) -> np.ndarray:
     return np.frombuffer(to_pcm16(to_mono(x)), dtype="<i2")
 
 
-def encode_wav(x: np.ndarray, sr: int) -> bytes:
-    """Encode as a PCM16 mono WAV file in memory."""
+def encode_wav(x: np.ndarray, sr: int, info: dict[str, str] | None = None) -> bytes:
+    """Encode as a PCM16 mono WAV file in memory; ``info`` (e.g. ``comment``, ``software``) goes in ``LIST/INFO``."""
     buf = io.BytesIO()
-    sf.write(buf, _pcm16_array(x), int(sr), format="WAV", subtype="PCM_16")
+    write_wav(buf, x, sr, info)
     return buf.getvalue()
 
 
-def write_wav(path: str | os.PathLike, x: np.ndarray, sr: int) -> None:
-    """Write a PCM16 mono WAV file (format forced to WAV whatever the extension; no atomic rename)."""
-    sf.write(os.fspath(path), _pcm16_array(x), int(sr), format="WAV", subtype="PCM_16")
+def write_wav(
+    target: str | os.PathLike | io.BytesIO, x: np.ndarray, sr: int, info: dict[str, str] | None = None
+) -> None:
+    """Write a PCM16 mono WAV file (format forced to WAV whatever the extension; no atomic rename); ``info`` as in
+    :func:`encode_wav`."""
+    handle = target if isinstance(target, io.BytesIO) else os.fspath(target)
+    with sf.SoundFile(handle, "w", int(sr), 1, "PCM_16", format="WAV") as f:
+        for key, value in (info or {}).items():
+            setattr(f, key, value)
+        f.write(_pcm16_array(x))
 
 
 # --- analysis --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Command line: ``voiceclone enroll | voices | say | rename | delete | serve | models | addon-prepare``.
+"""Command line: ``voiceclone enroll | voices | say | detect | rename | delete | serve | models | addon-prepare``.
 
 Every command takes ``--data-dir DIR`` and ``--config FILE`` (and ``--set section.key=value``). Errors print one line
 to stderr and exit non-zero: 2 for usage, settings and invalid requests, 75 when the service is busy, 1 otherwise
-(the service's one error table, ``service/errors.py``). ``voices``, ``rename`` and ``delete`` never load an engine.
+(the service's one error table, ``service/errors.py``). ``voices``, ``rename``, ``delete`` and ``detect`` never load
+an engine. ``detect`` exits 0 when every file carries the watermark, 3 when one does not, 2 when one cannot be read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -23,6 +25,7 @@ from voiceclone_core.config import ConfigError, Settings, load_settings
 from voiceclone_core.models import PIPER_REPO, ModelError, ModelManager, progress_printer
 from voiceclone_core.service import (
     ApiToken,
+    InvalidRequest,
     QualityReport,
     RecordingRejected,
     ServiceError,
@@ -75,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=float, default=1.0)
     s.add_argument("--volume", type=float, default=1.0)
     s.add_argument("-o", "--output", type=Path, required=True)
+
+    dt = sub.add_parser("detect", parents=[common], help="tell whether recordings carry the AI-generated watermark")
+    dt.add_argument("files", nargs="+", type=Path, help="WAV, FLAC, OGG or MP3 files")
+    dt.add_argument("--json", action="store_true", help="print one JSON object per file")
 
     r = sub.add_parser("rename", parents=[common], help="change a voice's display name")
     r.add_argument("voice_id")
@@ -179,6 +186,29 @@ def _print_report(report: QualityReport) -> None:
         print(f"  - {reason}")
 
 
+NOT_MARKED_EXIT = 3
+
+
+def cmd_detect(args: argparse.Namespace, service: SpeechService) -> int:
+    """Each file: marked or not, with the detector's confidence. Exit 0 all marked, 3 one not, 2 one unreadable."""
+    unreadable = unmarked = False
+    for path in args.files:
+        try:
+            found = service.detect(path)
+        except (InvalidRequest, RecordingRejected) as exc:  # this file; a detector that cannot run stops all
+            unreadable = True
+            answer = {"file": str(path), "error": str(exc)}
+            print(json.dumps(answer) if args.json else f"{path}: cannot check: {exc}")
+            continue
+        unmarked |= not found.marked
+        if args.json:
+            print(json.dumps({"file": str(path), **found.to_dict()}))
+        else:
+            verdict = "marked as AI-generated" if found.marked else "not marked"
+            print(f"{path}: {verdict} (confidence {found.confidence:.3f}, {found.method}, {found.seconds:.1f} s)")
+    return 2 if unreadable else NOT_MARKED_EXIT if unmarked else 0
+
+
 def cmd_voices(args: argparse.Namespace, service: SpeechService) -> int:
     profiles = service.voices()
     if not profiles:
@@ -192,7 +222,7 @@ def cmd_say(args: argparse.Namespace, service: SpeechService) -> int:
     request = SpeechRequest(args.text, voice=args.voice, language=args.language, speed=args.speed, volume=args.volume)
     speech = asyncio.run(service.synthesize(request))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    audio.write_wav(args.output, speech.audio, speech.sample_rate)
+    audio.write_wav(args.output, speech.audio, speech.sample_rate, speech.file_info())
     print(
         f"wrote {args.output} ({speech.duration_s:.2f} s, {speech.sample_rate} Hz, "
         f"spoken in {', '.join(speech.languages)})"
@@ -399,6 +429,7 @@ COMMANDS: dict[str, Command] = {
     "enroll": _with_service(cmd_enroll),
     "voices": _with_service(cmd_voices),
     "say": _with_service(cmd_say),
+    "detect": _with_service(cmd_detect),
     "rename": _with_service(cmd_rename),
     "delete": _with_service(cmd_delete),
     "token": _with_service(cmd_token),

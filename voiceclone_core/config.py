@@ -138,6 +138,13 @@ class CacheSettings:
 
 
 @dataclass
+class WatermarkSettings:
+    """The inaudible "AI-generated" mark on every utterance (``voiceclone_core/watermark.py``)."""
+
+    enabled: bool = True
+
+
+@dataclass
 class WyomingSettings:
     """The Wyoming TTS door (Home Assistant Assist and tts.speak)."""
 
@@ -222,6 +229,7 @@ class Settings:
     omnivoice: OmniVoiceSettings = field(default_factory=OmniVoiceSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     web: WebSettings = field(default_factory=WebSettings)

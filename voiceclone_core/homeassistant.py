@@ -94,8 +94,11 @@ class MediaStore:
         ha = settings.homeassistant
         return cls(ha.media_dir, ha.media_source, ha.keep_media_minutes * 60.0)
 
-    def save(self, clip: np.ndarray, sample_rate: int, stem: str) -> tuple[Path, str]:
-        """Write a clip; returns its path and media-source id. Old files are cleaned up first."""
+    def save(
+        self, clip: np.ndarray, sample_rate: int, stem: str, info: dict[str, str] | None = None
+    ) -> tuple[Path, str]:
+        """Write a clip (``info``: its WAV metadata); returns its path and media-source id. Old files are cleaned up
+        first."""
         self.cleanup()
         # Speech in a cloned voice is as private as the voice: the folder (when this makes it) is 0700 and each file
         # 0600. Home Assistant reads them as root in the add-on set-up (both write and read /media as root) and in its
@@ -107,7 +110,7 @@ class MediaStore:
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(audio.encode_wav(clip, sample_rate))
+            f.write(audio.encode_wav(clip, sample_rate, info))
         os.replace(tmp, path)
         return path, f"{self.media_source}/{name}"
 

@@ -282,7 +282,9 @@ class MqttBridge:
                 languages=list(speech.languages),
             )
             stem = request.voice if isinstance(request.voice, str) and request.voice else "voice"
-            _, media_id = await asyncio.to_thread(self.media.save, speech.audio, speech.sample_rate, stem)
+            _, media_id = await asyncio.to_thread(
+                self.media.save, speech.audio, speech.sample_rate, stem, speech.file_info()
+            )
             await self.ha.play_media(targets, media_id)
             result.update(status="done", targets=targets, media_content_id=media_id)
         except ServiceError as exc:

@@ -17,6 +17,7 @@ Everything a job's listener receives arrives on its asyncio queue: audio arrays,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -74,7 +75,9 @@ class Job:
     ended: bool = False
 
     def emit(self, item: Any) -> None:
-        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+        """Hand ``item`` to the listener's event loop; once that loop is closed the listener is gone: dropped."""
+        with contextlib.suppress(RuntimeError):  # call_soon_threadsafe's "Event loop is closed"
+            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
 
 
 Render = Callable[[Job, Chunk], Iterator[np.ndarray]]

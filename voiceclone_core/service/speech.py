@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from voiceclone_core import audio, text
+from voiceclone_core import audio, text, watermark
 from voiceclone_core.config import Settings
 from voiceclone_core.engines.base import Engine, EngineError, VoicePrompt
 from voiceclone_core.engines.base import EngineUnavailable as _EngineUnavailable
@@ -93,16 +93,23 @@ class Health:
 
 @dataclass(frozen=True)
 class Rendering:
-    """A whole spoken request: float32 audio, its rate, how soon the first audio came, the languages spoken."""
+    """A whole spoken request: float32 audio, its rate, how soon the first audio came, the languages spoken, whose
+    voice it is and whether it carries the watermark."""
 
     audio: np.ndarray
     sample_rate: int
     first_audio_s: float | None
     languages: tuple[str, ...]
+    voice_name: str = ""
+    marked: bool = False
 
     @property
     def duration_s(self) -> float:
         return len(self.audio) / self.sample_rate
+
+    def file_info(self) -> dict[str, str]:
+        """What a file of this rendering says it is (WAV ``LIST/INFO``: comment and software)."""
+        return watermark.file_info(self.voice_name, self.marked, identity.package_version())
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,7 @@ class _Plan:
     prompt: VoicePrompt
     digest: str
     planner: TextPlanner
+    voice_name: str = ""
     first_audio_s: float | None = None
 
 
@@ -207,6 +215,13 @@ class SpeechService:
         self._closed = False
         self._load_error = ""
         self.api_token = identity.ApiToken(settings.data_dir)
+        self.watermark = watermark.Watermarker()
+        self.marking = settings.watermark.enabled
+        if not self.marking:
+            log.warning(
+                "watermark.enabled is off: speech from this server will not carry the inaudible mark that says it is "
+                "AI-generated, and `voiceclone detect` will not recognise it"
+            )
         library.subscribe(self._voice_changed)
 
     # -- the engine ----------------------------------------------------------------------------------------------
@@ -216,6 +231,8 @@ class SpeechService:
             if self._closed:
                 raise ServiceUnavailable("the speech service is shutting down")
             if self._engine is None or self._scheduler is None:
+                if self.marking:
+                    self._load_watermark()
                 try:
                     engine = self._load_engine()
                 except (_EngineUnavailable, EngineError) as exc:
@@ -226,15 +243,24 @@ class SpeechService:
                     self._load_error = f"the speech engine cannot start: {exc}"
                     raise ServiceUnavailable(self._load_error) from exc
                 self._load_error = ""
-                render = functools.partial(
-                    self._render, engine, self.settings.speech.output_sample_rate or engine.sample_rate
-                )
+                rate = self.settings.speech.output_sample_rate or engine.sample_rate
+                if self.marking:  # the first pass through torch costs seconds: not on the first request
+                    self.watermark.mark(np.zeros(rate // 2, np.float32), rate)
+                render = functools.partial(self._render, engine, rate, self.marking)
                 # an engine with no concurrency limit that does not batch takes a paused call as one more
                 # concurrent call: the workers may then pause a long chunk for a waiting request
                 resumable = engine.max_concurrency is None and not engine.batches_streams
                 self._scheduler = Scheduler(self._workers(engine), self.settings.speech, render, resumable=resumable)
                 self._engine = engine
             return self._engine, self._scheduler
+
+    def _load_watermark(self) -> None:
+        try:
+            self.watermark.load()
+        except watermark.WatermarkUnavailable as exc:
+            self._load_error = f"the watermark cannot load: {exc} (speech is never made unmarked unless "
+            self._load_error += "watermark.enabled is turned off)"
+            raise ServiceUnavailable(self._load_error) from exc
 
     def _workers(self, engine: Engine) -> int:
         if engine.batches_streams and engine.max_concurrency:  # concurrent requests share its forward steps
@@ -389,6 +415,15 @@ class SpeechService:
                 return exc.report
             return audio.assess(x, sr)
 
+    def detect(self, sample: bytes | str | os.PathLike[str]) -> watermark.Detection:
+        """Whether a recording carries this server's watermark (works with marking off; never loads the engine)."""
+        with _voice_errors():
+            x, sr = audio.decode(sample)
+        try:
+            return self.watermark.detect(x, sr)
+        except watermark.WatermarkUnavailable as exc:
+            raise ServiceUnavailable(f"the watermark detector cannot load: {exc}") from exc
+
     def reading_passage(self, language: str | None) -> tuple[str, str]:
         """The passage to read aloud when enrolling in ``language``: (language, text)."""
         return text.reading_passage(language)
@@ -430,7 +465,8 @@ class SpeechService:
         parts = [piece async for piece in self._audio(flight, request.volume)]
         clip = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         plan = flight.plan
-        return Rendering(clip, self.sample_rate, plan.first_audio_s, tuple(plan.planner.languages))
+        languages = tuple(plan.planner.languages)
+        return Rendering(clip, self.sample_rate, plan.first_audio_s, languages, plan.voice_name, self.marking)
 
     async def stream(self, request: SpeechRequest) -> AsyncIterator[np.ndarray]:
         """Float32 audio chunks at :attr:`sample_rate`, each as soon as it is ready."""
@@ -518,10 +554,11 @@ class SpeechService:
         )
         digest = ""
         if self.cache.enabled:  # hashing the prompt (megabytes for some engines) is only for cache keys
-            parts = [engine.name, engine.version, prompt.digest(), str(self.sample_rate)]
+            mark = watermark.METHOD if self.marking else "unmarked"  # a cache from before marking must not be served
+            parts = [engine.name, engine.version, prompt.digest(), str(self.sample_rate), mark]
             digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
         planner = TextPlanner(self.settings.speech, chooser, speed, pack=getattr(engine, "packs_sentences", False))
-        return _Plan(voice_id, prompt, digest, planner)
+        return _Plan(voice_id, prompt, digest, planner, profile.name)
 
     async def _look_up(self, plan: _Plan, chunks: list[Chunk]) -> None:
         """Give each chunk its cache key, and its audio where the cache has it (nothing to do without a cache)."""
@@ -570,14 +607,22 @@ class SpeechService:
             log.warning("streamed text failed: %s", exc)
             scheduler.fail(job, InvalidRequest(f"the text stream failed: {exc}"))
 
-    def _render(self, engine: Engine, rate: int, job: Job, chunk: Chunk) -> Iterator[np.ndarray]:
-        """Speak one chunk (worker thread) at ``rate``; a chunk spoken whole goes into the cache."""
+    def _render(self, engine: Engine, rate: int, marked: bool, job: Job, chunk: Chunk) -> Iterator[np.ndarray]:
+        """Speak one chunk (worker thread) at ``rate``, marked as it comes when ``marked`` (the marker holds back
+        about 0.2 s until the chunk ends); a chunk spoken whole goes into the cache."""
         parts = []
+        marker = self.watermark.stream(rate) if marked else None
         for piece in engine.synthesize(chunk.text, job.prompt, chunk.options):
             if rate != engine.sample_rate:
                 piece = audio.resample(piece, engine.sample_rate, rate)
-            parts.append(piece)
-            yield piece
+            if marker is not None:
+                piece = marker.push(piece)
+            if len(piece):
+                parts.append(piece)
+                yield piece
+        if marker is not None and len(tail := marker.flush()):
+            parts.append(tail)
+            yield tail
         if parts and chunk.key:
             self.cache.put(job.voice_id, chunk.key, np.concatenate(parts), rate)
 

@@ -6,6 +6,7 @@ Every URL in the page is relative, so it works unchanged under Home Assistant's 
 * ``GET  api/voices`` · ``POST api/voices`` (multipart: ``audio`` file, ``name``, ``consent``, ``transcript``?,
   ``language``?, ``id``?) · ``DELETE api/voices/{id}``
 * ``POST api/check`` (multipart ``audio``): the QualityReport only, nothing saved
+* ``POST api/detect`` (multipart ``audio``): whether the recording carries the AI-generated watermark
 * ``POST api/voices/{id}/preview`` (JSON ``{"text"?, "language"?}``): a WAV in that voice (``Content-Language``:
   the languages spoken)
 
@@ -181,6 +182,13 @@ async def check(request: web.Request) -> web.Response:
     return web.json_response({"quality": report.to_dict()})
 
 
+async def detect(request: web.Request) -> web.Response:
+    """``{"marked", "confidence", "seconds", "method", "payload"}`` for an uploaded recording; nothing is kept."""
+    _, data = await _read_form(request)
+    found = await asyncio.to_thread(request.app[SERVICE_KEY].detect, data)
+    return web.json_response(found.to_dict())
+
+
 async def enroll(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     fields, data = await _read_form(request)
@@ -221,7 +229,9 @@ async def preview(request: web.Request) -> web.Response:
     speech = await service.synthesize(said)
     headers = {"Content-Language": ", ".join(speech.languages)}
     return web.Response(
-        body=audio.encode_wav(speech.audio, speech.sample_rate), content_type="audio/wav", headers=headers
+        body=audio.encode_wav(speech.audio, speech.sample_rate, speech.file_info()),
+        content_type="audio/wav",
+        headers=headers,
     )
 
 
@@ -239,6 +249,7 @@ def create_app(service: SpeechService, max_upload_bytes: int = MAX_UPLOAD_BYTES)
             web.get("/api/voices", list_voices),
             web.post("/api/voices", enroll),
             web.post("/api/check", check),
+            web.post("/api/detect", detect),
             web.delete("/api/voices/{voice_id}", delete_voice),
             web.post("/api/voices/{voice_id}/preview", preview),
         ]

@@ -79,6 +79,7 @@ class Guard:
         self.limits = {
             ("POST", "/api/voices"): RateLimiter(settings.enrollments_per_hour, 3600.0),
             ("POST", "/api/check"): RateLimiter(settings.enrollments_per_hour, 3600.0),
+            ("POST", "/api/detect"): RateLimiter(settings.previews_per_minute, 60.0),
             ("POST", "preview"): RateLimiter(settings.previews_per_minute, 60.0),
         }
 
