@@ -327,3 +327,33 @@ def test_numeric_data_dir(capsys: pytest.CaptureFixture[str], tmp_path: Path, mo
     assert (code, err) == (0, ""), err
     assert "no voices enrolled" in out
     assert (tmp_path / "2024" / "voices").is_dir()
+
+
+@needs_espeak
+def test_detect_tells_marked_from_unmarked_files_by_exit_code(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """0: every file carries the mark; 3: one does not; 2: one cannot be read. Marked files here are made the way the
+    server makes them (its marker); MP3 and FLAC copies are checked too."""
+    import json
+
+    from voiceclone_core import audio
+    from voiceclone_core.watermark import Watermarker
+
+    plain = espeak(tmp_path / "plain.wav", PARAGRAPH, "-v", "en-us+f3")
+    x, sr = audio.decode(plain)
+    marked = Watermarker().mark(x, sr)
+    sf.write(tmp_path / "marked.flac", marked, sr)
+    sf.write(tmp_path / "marked.mp3", marked, sr, format="MP3")
+    data = ["--data-dir", str(tmp_path / "data")]
+    code, out, err = run(capsys, "detect", str(tmp_path / "marked.flac"), str(tmp_path / "marked.mp3"), *data)
+    assert (code, err) == (0, "") and out.count("marked as AI-generated") == 2
+    code, out, _ = run(capsys, "detect", str(tmp_path / "marked.flac"), str(plain), *data)
+    assert code == 3 and f"{plain}: not marked" in out
+    (tmp_path / "junk.wav").write_bytes(b"RIFF nonsense")
+    code, out, _ = run(capsys, "detect", str(tmp_path / "marked.flac"), str(tmp_path / "junk.wav"), *data)
+    assert code == 2 and "junk.wav: cannot check" in out
+    code, out, _ = run(capsys, "detect", "--json", str(tmp_path / "marked.mp3"), str(tmp_path / "nowhere.wav"), *data)
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert code == 2 and first["marked"] is True and first["confidence"] > 0.9 and "error" in second
+    assert voice_dirs(tmp_path / "data") == []  # nothing was kept

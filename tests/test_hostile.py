@@ -24,7 +24,7 @@ FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 junk_text = st.text(max_size=60)
 voice_ids = st.one_of(st.just("mum"), st.just("nobody"), st.text(max_size=20), st.just("../../etc/passwd"))
 paths = st.one_of(
-    st.sampled_from(["api/voices", "api/check", "api/metrics", "api/passage", "api/health", ""]),
+    st.sampled_from(["api/voices", "api/check", "api/detect", "api/metrics", "api/passage", "api/health", ""]),
     voice_ids.map(lambda v: f"api/voices/{v}"),
     voice_ids.map(lambda v: f"api/voices/{v}/preview"),
     junk_text.map(lambda t: f"api/passage?language={t}"),

@@ -58,16 +58,24 @@ def test_marking_in_pieces_gives_the_whole_clip_marking(
 ) -> None:
     x, sr = speech
     whole, _ = marker._mark_segment(x, sr, 0.0)  # one pass over the whole clip: the reference
+    size = np.max(np.abs(whole - x))  # the mark's own size
     rng = np.random.default_rng(3)
-    stream = marker.stream(sr)
-    cuts = np.sort(rng.choice(np.arange(1, len(x)), size=40, replace=False))
-    out = [stream.push(piece) for piece in np.split(x, cuts)]  # pieces from 1 sample to seconds
-    out.append(stream.flush())
-    streamed = np.concatenate(out)
-    assert streamed.shape == x.shape
-    # the same samples, up to float rounding (frames that differ would differ by the mark's own size)
-    assert np.max(np.abs(streamed - whole)) < 1e-4
-    assert marker.detect(streamed, sr).marked
+    for first in (int(1.2 * sr), 777, 1):  # a long first piece, a short one (an engine's early head), one sample
+        stream = marker.stream(sr)
+        cuts = np.sort(rng.choice(np.arange(first + 1, len(x)), size=40, replace=False))
+        out = [stream.push(piece) for piece in np.split(x, [first, *cuts])]  # then pieces of 1 sample to seconds
+        out.append(stream.flush())
+        streamed = np.concatenate(out)
+        assert streamed.shape == x.shape
+        head = len(out[0])
+        assert head == min(first, int(watermark.FIRST_BLOCK_S * sr))  # the first audio is not held back
+        # exact (up to float rounding) everywhere but the head's estimated end and the mark's fade back in
+        exact = np.ones(len(x), bool)
+        exact[head - stream.estimated : head + int(watermark.FADE_S * sr)] = False
+        assert np.max(np.abs(streamed - whole)[exact]) < 1e-4
+        assert np.max(np.abs(streamed - whole)[~exact], initial=0.0) <= 2 * size
+        assert stream.estimated == (0 if first > sr else head)
+        assert marker.detect(streamed, sr).marked
 
 
 def test_a_stream_holds_back_only_its_reach(marker: watermark.Watermarker, speech: tuple[np.ndarray, int]) -> None:
@@ -75,13 +83,15 @@ def test_a_stream_holds_back_only_its_reach(marker: watermark.Watermarker, speec
     stream = marker.stream(sr)
     assert stream.reach < 0.25 * sr  # at most a quarter of a second waits for what follows
     first = stream.push(x[: sr * 2])
-    assert len(first) == int(watermark.FIRST_BLOCK_S * sr)  # the first audio goes out early
+    assert len(first) == int(watermark.FIRST_BLOCK_S * sr) and stream.estimated == 0  # out early, and exact
     second = stream.push(x[2 * sr : 2 * sr + 10])
     assert len(first) + len(second) == 2 * sr + 10 - stream.reach  # then all but the reach
     assert len(stream.push(x[2 * sr + 10 : 2 * sr + 20])) == 0  # too little new audio to be worth a pass
     rest = stream.flush()
     assert len(first) + len(second) + len(rest) == 2 * sr + 20
     assert len(stream.flush()) == 0
+    head = marker.stream(sr).push(x[: sr // 10])  # an engine's short first piece leaves at once
+    assert len(head) == sr // 10
 
 
 def test_silence_and_tiny_clips_are_handled(marker: watermark.Watermarker) -> None:

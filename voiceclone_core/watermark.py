@@ -15,9 +15,9 @@ spares two resamplings per chunk; detection resamples to 32 kHz, the rate the de
 
 Streaming (:class:`MarkStream`): an output sample depends on the input up to ``reach`` samples after it (one FFT
 window and the encoder's 15 frames of context, about 0.21 s), so a stream holds that much back until more audio or
-the end arrives, and gives the same samples as marking the whole clip at once. Its first output is at most
-``FIRST_BLOCK_S``: an engine that hands over a whole sentence at once gets its first audio out after marking half a
-second of it, not all of it.
+the end arrives, and gives the same samples as marking the whole clip at once — except its first output, which
+leaves at once (at most ``FIRST_BLOCK_S`` of it): an engine's early first piece is not held back, and its last
+0.2 s carry a mark estimated from what had arrived (see :class:`MarkStream`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ MIN_DB = -180.0  # magnitudes are clipped at 1e-9 before the log
 SPAN_DB = 195.0  # ... and (dB - MIN_DB) / SPAN_DB is what the network sees
 SILENT_FRACTION = 0.05  # frames whose summed level is under 5 % of the loudest frame's carry no mark
 THRESHOLD = 0.5  # a detection score at or above this means "marked"
-FIRST_BLOCK_S = 0.5
+FIRST_BLOCK_S = 0.3  # the most a stream's first output holds (see MarkStream)
+FADE_S = 0.005
 
 
 class WatermarkUnavailable(RuntimeError):
@@ -186,13 +187,25 @@ class Watermarker:
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
+        self._nets: tuple[object, object] | None = None
 
     def load(self) -> None:
         """Load and check the weights now (:class:`WatermarkUnavailable` if they are missing or altered)."""
         self._networks()
 
+    @staticmethod
+    def run_alone() -> None:
+        """Torch in this process only marks (the engine does not use it): one thread. Small passes gain little from
+        a second, and it would fight the engine's own threads for the cores (measured: 4-5 ms less first-audio
+        overhead on 2 cores with the embedded engine)."""
+        import torch
+
+        torch.set_num_threads(1)
+
     def _networks(self) -> tuple[object, object]:
-        return _load_networks(self._path or weights_path())
+        if self._nets is None:  # finding the package's folder searches sys.path: once per instance
+            self._nets = _load_networks(self._path or weights_path())
+        return self._nets
 
     # -- marking ------------------------------------------------------------------------------------------------
     def mark(self, x: np.ndarray, sr: int) -> np.ndarray:
@@ -261,8 +274,14 @@ class Watermarker:
 
 
 class MarkStream:
-    """Marks one utterance piece by piece: ``push`` returns what is final so far (holding back ``reach`` samples),
-    ``flush`` the rest. The concatenated output equals :meth:`Watermarker.mark` of the whole input."""
+    """Marks one utterance piece by piece: ``push`` returns what is ready, ``flush`` the rest.
+
+    The first audio leaves at once: the first push returns up to ``FIRST_BLOCK_S`` of what it got. When that is more
+    than the input allows to mark exactly (less than ``reach`` of audio after it), its last part is marked from
+    what is known and the mark fades out over its last ``FADE_S``, and fades back in at the start of the next output
+    (so the mark never jumps, which could click). After that every output is exact: ``reach`` samples are held back
+    until more input or the end arrives, and the samples equal :meth:`Watermarker.mark` of the whole input.
+    """
 
     def __init__(self, marker: Watermarker, sr: int) -> None:
         self._marker = marker
@@ -270,35 +289,51 @@ class MarkStream:
         self._n_fft, self._hop = _frames(self._sr)
         self.reach = self._n_fft + (CONTEXT_FRAMES + 1) * self._hop
         self._first_block = int(FIRST_BLOCK_S * self._sr)
+        self._fade = np.linspace(0.0, 1.0, max(1, int(FADE_S * self._sr)), dtype=np.float32)
         self._held = np.zeros(0, np.float32)  # input from sample ``_origin`` of the utterance on
         self._origin = 0
         self._given = 0  # samples returned so far
         self._peak = 0.0
+        self._fade_in = False  # the last output ended on an estimated mark, faded out
+        self.estimated = 0  # samples given with an estimated mark (at most the first output's last ``reach``)
 
     @property
     def _received(self) -> int:
         return self._origin + len(self._held)
 
     def push(self, piece: np.ndarray) -> np.ndarray:
-        """Take the next piece; return the marked audio that no later input can change (the first time, at most
-        ``FIRST_BLOCK_S`` of it: the rest comes with the next piece or the flush)."""
+        """Take the next piece; return the marked audio ready now (see the class)."""
         self._held = np.concatenate([self._held, np.asarray(piece, dtype=np.float32).reshape(-1)])
-        final = self._received - self.reach
         if not self._given:
-            final = min(final, self._first_block)
-        if final - self._given < self._hop * 4:  # too little to be worth a pass
+            return self._give(min(self._received, self._first_block), final=False)
+        ready = self._received - self.reach
+        if ready - self._given < self._hop * 4:  # too little to be worth a pass
             return np.zeros(0, np.float32)
-        return self._give(final)
+        return self._give(ready, final=False)
 
     def flush(self) -> np.ndarray:
         """The rest of the utterance, marked."""
-        return self._give(self._received) if self._received > self._given else np.zeros(0, np.float32)
+        return self._give(self._received, final=True)
 
-    def _give(self, upto: int) -> np.ndarray:
+    def _give(self, upto: int, final: bool) -> np.ndarray:
+        if upto <= self._given:
+            return np.zeros(0, np.float32)
         start = self._aligned_start(self._given)
-        segment = self._held[start - self._origin :]
+        end = min(self._received, upto + self.reach)  # what samples before ``upto`` depend on, and no more
+        segment = self._held[start - self._origin : end - self._origin]
         marked, self._peak = self._marker._mark_segment(segment, self._sr, self._peak)
+        plain = segment[self._given - start : upto - start]
         out = marked[self._given - start : upto - start]
+        if self._fade_in or (not final and end < upto + self.reach):
+            mark = out - plain
+            n = min(len(self._fade), len(mark))
+            if self._fade_in:
+                mark[:n] *= self._fade[:n]
+            if not final and end < upto + self.reach:  # marked from what is known so far
+                mark[len(mark) - n :] *= self._fade[::-1][len(self._fade) - n :]
+                self.estimated += upto - max(self._given, end - self.reach)
+            self._fade_in = not final and end < upto + self.reach
+            out = plain + mark
         self._given = upto
         keep = self._aligned_start(self._given)
         self._held = self._held[keep - self._origin :]

@@ -128,10 +128,11 @@ class Engine(Protocol):
     service gives it ``max_concurrency`` workers even on a GPU. ``close`` frees what the engine holds (threads,
     device memory); the engine is not used afterwards.
 
-    Two optional members, read with a default: ``packs_sentences`` (default False) asks the service to give it the
+    Three optional members, read with a default: ``packs_sentences`` (default False) asks the service to give it the
     sentences after the first packed into chunks of up to ``speech.chunk_chars`` (for engines that make a whole
     utterance at a time, where every chunk repeats the voice prompt); ``also_speaks`` (default empty) names language
-    codes it accepts when asked for explicitly without advertising them (``languages`` is what clients are offered).
+    codes it accepts when asked for explicitly without advertising them (``languages`` is what clients are offered);
+    ``uses_torch`` (default True) False says torch's threads are the watermark's alone.
     """
 
     name: str

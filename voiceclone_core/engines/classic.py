@@ -133,6 +133,7 @@ class ClassicEngine:
     version = ENGINE_VERSION
     max_concurrency = None  # Piper's ONNX model and the conversion are thread-safe; the phonemiser is locked
     batches_streams = False
+    uses_torch = False
 
     def __init__(self, cfg: ClassicSettings, context: EngineContext):
         # Our matrix products are small; OpenBLAS's spinning worker threads would otherwise steal the cores

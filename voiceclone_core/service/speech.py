@@ -245,6 +245,8 @@ class SpeechService:
                 self._load_error = ""
                 rate = self.settings.speech.output_sample_rate or engine.sample_rate
                 if self.marking:  # the first pass through torch costs seconds: not on the first request
+                    if not getattr(engine, "uses_torch", True):
+                        self.watermark.run_alone()
                     self.watermark.mark(np.zeros(rate // 2, np.float32), rate)
                 render = functools.partial(self._render, engine, rate, self.marking)
                 # an engine with no concurrency limit that does not batch takes a paused call as one more
