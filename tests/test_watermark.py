@@ -106,6 +106,20 @@ def test_silence_and_tiny_clips_are_handled(marker: watermark.Watermarker) -> No
         marker.mark(silence, 4000)
 
 
+def test_detection_finds_a_clone_inside_a_longer_recording_and_reads_at_most_two_minutes(
+    marker: watermark.Watermarker, speech: tuple[np.ndarray, int]
+) -> None:
+    x, sr = speech
+    room = np.concatenate([x] * 4)  # about 25 s of someone speaking, with the clone's words in the middle
+    middle = len(room) // 2
+    inside = room.copy()
+    inside[middle : middle + len(x)] = marker.mark(x, sr)
+    assert marker.detect(inside, sr).marked and not marker.detect(room, sr).marked
+    long = np.tile(x, int(150 * sr / len(x)) + 1)  # 150 s: only the first 120 s are read
+    found = marker.detect(long, sr)
+    assert found.seconds == pytest.approx(watermark.DETECT_MAX_S, abs=0.01) and not found.marked
+
+
 def test_weights_that_are_not_the_pinned_file_are_refused(tmp_path: Path) -> None:
     real = watermark.weights_path()
     altered = tmp_path / real.name

@@ -50,6 +50,8 @@ MIN_DB = -180.0  # magnitudes are clipped at 1e-9 before the log
 SPAN_DB = 195.0  # ... and (dB - MIN_DB) / SPAN_DB is what the network sees
 SILENT_FRACTION = 0.05  # frames whose summed level is under 5 % of the loudest frame's carry no mark
 THRESHOLD = 0.5  # a detection score at or above this means "marked"
+DETECT_WINDOW_S = 10.0
+DETECT_MAX_S = 120.0  # what a detection reads of a recording, at most
 FIRST_BLOCK_S = 0.3  # the most a stream's first output holds (see MarkStream)
 FADE_S = 0.005
 
@@ -268,9 +270,19 @@ class Watermarker:
         return float(value.clamp(0.0, 1.0))
 
     def detect(self, x: np.ndarray, sr: int) -> Detection:
-        """Whether a clip carries the mark."""
-        confidence = self.score(x, sr)
-        return Detection(confidence >= THRESHOLD, confidence, len(x) / sr if sr else 0.0)
+        """Whether a recording carries the mark: its first ``DETECT_MAX_S`` in windows of ``DETECT_WINDOW_S`` (a
+        short tail joins the window before it); the highest window's score counts, so cloned speech inside a longer
+        recording is found too, and the work is bounded whatever the upload."""
+        if sr <= 0:
+            raise audio.AudioError(f"invalid sample rate {sr}")
+        x = np.asarray(x, dtype=np.float32)[: int(DETECT_MAX_S * sr)]
+        window = int(DETECT_WINDOW_S * sr)
+        starts = list(range(0, len(x), window)) or [0]
+        if len(starts) > 1 and len(x) - starts[-1] < window // 3:
+            starts.pop()
+        ends = [*starts[1:], len(x)]
+        confidence = max(self.score(x[a:b], sr) for a, b in zip(starts, ends, strict=True))
+        return Detection(confidence >= THRESHOLD, confidence, len(x) / sr)
 
 
 class MarkStream:
