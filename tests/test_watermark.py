@@ -15,7 +15,7 @@ from voiceclone_core import audio, watermark
 from voiceclone_core.config import load_settings
 from voiceclone_core.service import SpeechRequest, build_service
 
-from .conftest import espeak
+from .conftest import FakeEngine, espeak, service_with
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +164,48 @@ def test_the_service_marks_every_engine_and_says_so_when_marking_is_off(
     detector = watermark.Watermarker()
     assert detector.detect(clips["true"].audio, clips["true"].sample_rate).marked
     assert not detector.detect(clips["false"].audio, clips["false"].sample_rate).marked
+
+
+class StreamingSpeechEngine(FakeEngine):
+    """A streaming engine stand-in that speaks real speech: a recording handed out in 80 ms pieces (as Pocket and
+    Qwen3 hand out theirs), or in one piece."""
+
+    sample_rate = 24000
+
+    def __init__(self, speech: tuple[np.ndarray, int], piece: int | None) -> None:
+        super().__init__()
+        self.audio = audio.resample(*speech, self.sample_rate)
+        self.piece = piece
+
+    def synthesize(self, text, prompt, options):
+        self.calls.append(text)
+        if self.piece is None:
+            yield self.audio.copy()
+            return
+        for start in range(0, len(self.audio), self.piece):
+            yield self.audio[start : start + self.piece].copy()
+
+
+@pytest.mark.parametrize("piece", [1920, None])
+def test_a_streaming_engine_s_speech_is_marked_through_the_service(
+    tmp_path: Path, speech: tuple[np.ndarray, int], speech_wav: Path, piece: int | None
+) -> None:
+    """The service marks whatever an engine yields, piece by piece: the words two engines speak come out marked,
+    in the same number of samples, and turning marking off gives the engine's own audio back."""
+    outputs = {}
+    for enabled in ("true", "false"):
+        engine = StreamingSpeechEngine(speech, piece)
+        settings = load_settings(env={}, overrides={"data_dir": str(tmp_path / enabled), "watermark.enabled": enabled})
+        service = service_with(settings, engine, speech_wav)
+        try:
+            outputs[enabled] = asyncio.run(service.synthesize(SpeechRequest("Two sentences. Said in pieces.")))
+        finally:
+            service.close()
+        assert len(engine.calls) == 2
+    marked, plain = outputs["true"], outputs["false"]
+    assert marked.audio.shape == plain.audio.shape
+    detector = watermark.Watermarker()
+    assert detector.detect(marked.audio, marked.sample_rate).marked
+    assert not detector.detect(plain.audio, plain.sample_rate).marked
+    engine_audio = audio.resample(*speech, StreamingSpeechEngine.sample_rate)
+    assert np.array_equal(plain.audio, np.concatenate([engine_audio, engine_audio]))
