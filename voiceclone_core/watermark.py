@@ -22,6 +22,7 @@ leaves at once (at most ``FIRST_BLOCK_S`` of it): an engine's early first piece 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -88,8 +89,10 @@ def file_info(voice_name: str, marked: bool, version: str) -> dict[str, str]:
     return {"comment": comment, "software": f"VoiceClone {version}"}
 
 
+@functools.cache
 def weights_path() -> Path:
-    """Where the installed ``resemble-perth`` wheel keeps the weights (the package itself is never imported)."""
+    """Where the installed ``resemble-perth`` wheel keeps the weights (the package itself is never imported; found
+    once per process, since the search walks sys.path)."""
     spec = importlib.util.find_spec("perth")
     if spec is None or not spec.submodule_search_locations:
         raise WatermarkUnavailable(f"the watermark needs the package {WEIGHTS_PACKAGE} (pip install {WEIGHTS_PACKAGE})")
@@ -189,7 +192,6 @@ class Watermarker:
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._nets: tuple[object, object] | None = None
 
     def load(self) -> None:
         """Load and check the weights now (:class:`WatermarkUnavailable` if they are missing or altered)."""
@@ -205,9 +207,7 @@ class Watermarker:
         torch.set_num_threads(1)
 
     def _networks(self) -> tuple[object, object]:
-        if self._nets is None:  # finding the package's folder searches sys.path: once per instance
-            self._nets = _load_networks(self._path or weights_path())
-        return self._nets
+        return _load_networks(self._path or weights_path())
 
     # -- marking ------------------------------------------------------------------------------------------------
     def mark(self, x: np.ndarray, sr: int) -> np.ndarray:
@@ -226,19 +226,12 @@ class Watermarker:
 
         encoder, _ = self._networks()
         n_fft, hop = _frames(sr)
-        window = torch.hann_window(n_fft)
-        signal = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        pad_mode = "reflect" if len(x) > n_fft // 2 else "constant"
         with torch.inference_mode():
-            spec = torch.stft(signal, n_fft, hop, window=window, center=True, pad_mode=pad_mode, return_complex=True)
-            level = _level(spec.abs() * (TRAINED_FFT / n_fft))
-            loudness = level.sum(dim=0)
-            peak = max(peak, float(loudness.max()) if loudness.numel() else 0.0)
-            mask = (loudness > SILENT_FRACTION * peak).float() if peak > 0 else torch.zeros_like(loudness)
+            spec, level, mask, peak = _analyse(x, n_fft, hop, peak)
             change = encoder(level[None], mask[None, None])[0]
             gain = torch.pow(10.0, change * (SPAN_DB / 20.0))
             spec[:SUBBAND_BINS] = spec[:SUBBAND_BINS] * gain
-            marked = torch.istft(spec, n_fft, hop, window=window, center=True, length=len(x))
+            marked = torch.istft(spec, n_fft, hop, window=torch.hann_window(n_fft), center=True, length=len(x))
         return marked.numpy().astype(np.float32, copy=False), peak
 
     # -- detection ----------------------------------------------------------------------------------------------
@@ -250,22 +243,10 @@ class Watermarker:
         y = audio.resample(audio.to_mono(np.asarray(x, dtype=np.float32)), sr, TRAINED_RATE)
         if len(y) <= TRAINED_FFT // 2:
             return 0.0
-        window = torch.hann_window(TRAINED_FFT)
         with torch.inference_mode():
-            spec = torch.stft(
-                torch.from_numpy(np.ascontiguousarray(y)),
-                TRAINED_FFT,
-                TRAINED_HOP,
-                window=window,
-                center=True,
-                pad_mode="reflect",
-                return_complex=True,
-            )
-            level = _level(spec.abs())
-            loudness = level.sum(dim=0)
-            if float(loudness.max()) <= 0:
+            _, level, mask, peak = _analyse(y, TRAINED_FFT, TRAINED_HOP, 0.0)
+            if peak <= 0:
                 return 0.0
-            mask = (loudness > SILENT_FRACTION * loudness.max()).float()
             value = decoder(level[None], mask[None, None])[0]
         return float(value.clamp(0.0, 1.0))
 
@@ -365,8 +346,20 @@ def _frames(sr: int) -> tuple[int, int]:
     return round(TRAINED_FFT * sr / TRAINED_RATE), max(1, round(TRAINED_HOP * sr / TRAINED_RATE))
 
 
-def _level(magnitude: object) -> object:
-    """Magnitude -> the network's level scale: (dB - MIN_DB) / SPAN_DB, with magnitudes clipped at 1e-9."""
+def _analyse(x: np.ndarray, n_fft: int, hop: int, peak: float) -> tuple[object, object, object, float]:
+    """What both networks read of ``x``: its complex spectrum (Hann window, centred frames), the level on the
+    network's scale ((dB - MIN_DB) / SPAN_DB of magnitudes rescaled to the trained FFT size, clipped at 1e-9), and
+    the mask of frames above ``SILENT_FRACTION`` of max(``peak``, the loudest frame here), with that new peak."""
     import torch
 
-    return (20.0 * torch.log10(magnitude.clamp_min(1e-9)) - MIN_DB) / SPAN_DB
+    signal = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    pad_mode = "reflect" if len(x) > n_fft // 2 else "constant"
+    spec = torch.stft(
+        signal, n_fft, hop, window=torch.hann_window(n_fft), center=True, pad_mode=pad_mode, return_complex=True
+    )
+    magnitude = spec.abs() * (TRAINED_FFT / n_fft)
+    level = (20.0 * torch.log10(magnitude.clamp_min(1e-9)) - MIN_DB) / SPAN_DB
+    loudness = level.sum(dim=0)
+    peak = max(peak, float(loudness.max()) if loudness.numel() else 0.0)
+    mask = (loudness > SILENT_FRACTION * peak).float() if peak > 0 else torch.zeros_like(loudness)
+    return spec, level, mask, peak
