@@ -31,9 +31,8 @@ class RealSpeaker:
     sample_rate: int = 16000
 
 
-def speakers(folder: Path, enroll_seconds: float = 60.0, min_held_out: int = 3) -> list[RealSpeaker]:
-    """Every speaker in ``folder/metadata.tsv`` with at least 10 s of sentences: up to ``enroll_seconds`` of them
-    (at most 80 % of the speaker's speech) to enroll, the rest (at least ``min_held_out``) held out."""
+def sentences(folder: Path) -> dict[str, list[dict[str, str]]]:
+    """The sentence rows of ``folder/metadata.tsv``, per speaker in file order; stops at a reserved speaker."""
     rows: dict[str, list[dict[str, str]]] = {}
     with (folder / "metadata.tsv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f, delimiter="\t"):
@@ -41,6 +40,13 @@ def speakers(folder: Path, enroll_seconds: float = 60.0, min_held_out: int = 3) 
                 raise SystemExit(f"{row['speaker']} is reserved for independent evaluation: remove it from {folder}")
             if row["kind"] == "sentence":
                 rows.setdefault(row["speaker"], []).append(row)
+    return rows
+
+
+def speakers(folder: Path, enroll_seconds: float = 60.0, min_held_out: int = 3) -> list[RealSpeaker]:
+    """Every speaker in ``folder/metadata.tsv`` with at least 10 s of sentences: up to ``enroll_seconds`` of them
+    (at most 80 % of the speaker's speech) to enroll, the rest (at least ``min_held_out``) held out."""
+    rows = sentences(folder)
     out = []
     for name, utts in sorted(rows.items()):
         total = sum(float(u["seconds"]) for u in utts)

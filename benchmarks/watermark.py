@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import shutil
 import statistics
@@ -44,7 +43,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import corpus, real_speakers
-from benchmarks.real_speakers import RESERVED
 from benchmarks.wyoming_latency import TEXTS, Server, one_shot
 from voiceclone_core import audio
 from voiceclone_core.config import load_settings
@@ -104,13 +102,10 @@ def real_clips(folder: Path | None, count: int) -> list[Clip]:
     """Up to ``count`` real sentences of 2-12 s, spread over the speakers of ``folder/metadata.tsv``."""
     if folder is None:
         return []
-    by_speaker: dict[str, list[Path]] = {}
-    with (folder / "metadata.tsv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["speaker"].startswith(RESERVED):
-                raise SystemExit(f"{row['speaker']} is reserved for independent evaluation")
-            if row["kind"] == "sentence" and 2.0 <= float(row["seconds"]) <= 12.0:
-                by_speaker.setdefault(row["speaker"], []).append(folder / row["wav"])
+    by_speaker = {
+        name: [folder / row["wav"] for row in rows if 2.0 <= float(row["seconds"]) <= 12.0]
+        for name, rows in real_speakers.sentences(folder).items()
+    }
     out: list[Clip] = []
     while len(out) < count and any(by_speaker.values()):
         for paths in by_speaker.values():
