@@ -59,6 +59,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def settles(svc: SpeechService, timeout_s: float = 5.0) -> bool:
+    """Whether every request ends within ``timeout_s`` (a chunk a worker is still rendering finishes first)."""
+    deadline = time.monotonic() + timeout_s
+    while svc.queue_depth and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return svc.queue_depth == 0
+
+
 async def collect(svc: SpeechService, req: SpeechRequest) -> list[np.ndarray]:
     return [c async for c in svc.stream(req)]
 
@@ -133,7 +141,7 @@ def test_streamed_text_errors_end_the_stream(service: SpeechService) -> None:
         run(service.synthesize(SpeechRequest(pieces("Hello. ", 42), voice="mum")))  # type: ignore[arg-type]
     with pytest.raises(NothingToSay):
         run(service.synthesize(SpeechRequest(pieces(" ", "..."), voice="mum")))
-    assert service.queue_depth == 0
+    assert settles(service)
 
 
 def test_a_text_stream_that_goes_quiet_is_given_up(service: SpeechService) -> None:
@@ -147,7 +155,7 @@ def test_a_text_stream_that_goes_quiet_is_given_up(service: SpeechService) -> No
     t0 = time.perf_counter()
     with pytest.raises(InvalidRequest, match=r"no text came for 0\.3 s"):
         run(service.synthesize(SpeechRequest(quiet(), voice="mum")))
-    assert time.perf_counter() - t0 < 3 and service.queue_depth == 0
+    assert time.perf_counter() - t0 < 3 and settles(service)
 
 
 def test_cache_hit_miss_and_invalidation_on_reenrollment(
