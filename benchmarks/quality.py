@@ -17,7 +17,7 @@ variants (a room of RT60 0.3 s and 0.6 s, pink noise with hum at 20 dB SNR); the
 sentences; SECS is against the centroid of the speaker's own held-out recordings, the ceiling is the speaker's own
 enrollment utterances against that centroid. No MCD there (there is no parallel English reading of the speaker).
 
-Run: ``python -m benchmarks.quality`` (add ``--no-transcript`` to also measure statistics-only enrollment).
+Run: ``python -m benchmarks.quality`` (add ``--no-transcript`` to also measure enrollment without a transcript).
 Needs the ``quality`` extra (resemblyzer, pocketsphinx) and festival/espeak-ng (scripts/setup.sh installs them).
 """
 
@@ -146,7 +146,7 @@ def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: 
     )
     out = {
         "speaker": speaker,
-        "mode": prompt.meta.get("mode"),
+        "mode": prompt.meta.get("reference"),
         "warp": prompt.meta.get("warp"),
         "enroll_s": enroll_s,
         "ceiling": ceiling,
@@ -197,7 +197,7 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
         "speaker": spk.name,
         "variant": variant,
         "transcript": use_transcript,
-        "mode": prompt.meta.get("mode"),
+        "mode": prompt.meta.get("reference"),
         "enroll_s": enroll_s,
         "ceiling": ceiling,
         "rt60_s": report.rt60_s,

@@ -260,7 +260,7 @@ def test_enroll_say_rename_delete(capsys: pytest.CaptureFixture[str], tmp_path: 
     )
     assert (code, err) == (0, ""), err
     assert "quality: ok" in out or "quality: warn" in out
-    assert "enrolled voice 'test_voice' (Test Voice, en), revision 1, parallel conversion" in out
+    assert "enrolled voice 'test_voice' (Test Voice, en), revision 1, selection conversion" in out
     assert (data / "voices" / "test_voice" / "profile.json").is_file()
 
     code, out, _ = run(capsys, "voices", *d)

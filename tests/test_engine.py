@@ -126,18 +126,24 @@ def test_dtw_recovers_a_known_time_warp() -> None:
         cv.dtw_path(a[:50], b)
 
 
-def test_parallel_fit_learns_a_known_spectral_map() -> None:
+def test_frame_selection_finds_the_same_sound_in_another_speakers_space() -> None:
     rng = np.random.default_rng(2)
-    src = np.cumsum(rng.normal(scale=0.3, size=(900, 24)), axis=0) * 0.1
-    src -= src.mean(axis=0)
-    mix = np.eye(24) + 0.15 * rng.normal(size=(24, 24))
-    idx = np.clip(np.round(np.linspace(0, 899, 1000)), 0, 899).astype(int)
-    tgt = src[idx] @ mix + 0.5
-    weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src, tgt, lam=1.0)
-    model = cv.ConversionModel(np.zeros(2), np.zeros(2), weights, offsets, gv_mean, gv_gain, np.ones(1), np.ones(1))
-    conv = cv.predict_mcep(src, model)
-    expected = src @ mix + 0.5
-    assert np.mean((conv - expected) ** 2) < 0.1 * np.mean((src - expected) ** 2)
+    sounds = rng.normal(scale=1.0, size=(12, 24))  # twelve "phones", as the target says them
+    scale, offset = rng.uniform(0.6, 1.5, size=24), rng.normal(scale=0.8, size=24)  # the base voice's own space
+    said = rng.integers(0, 12, size=3000)
+    tgt = sounds[said] + rng.normal(scale=0.15, size=(3000, 24))
+    which = rng.integers(0, 12, size=900)
+    src = (sounds[which] * scale + offset) + rng.normal(scale=0.15, size=(900, 24))
+    arrays = cv.fit_selection(src, tgt)
+    model = cv.ConversionModel(np.zeros(2), np.zeros(2), **arrays, length_scale=np.ones(1), warp=np.ones(1))
+    conv = cv.convert_mcep(src, model)
+    nearest = np.argmin(((conv[:, None, :] - sounds[None]) ** 2).sum(axis=2), axis=1)
+    assert np.mean(nearest == which) > 0.95  # each frame became the target's version of the same sound
+    shifted = src + (arrays["tgt_mean"] - arrays["src_mean"])  # the mean difference alone
+    assert np.mean((conv - sounds[which]) ** 2) < 0.5 * np.mean((shifted - sounds[which]) ** 2)
+    assert arrays["bank"].dtype == np.float32 and len(arrays["bank"]) == 1500  # every other frame
+    with pytest.raises(ValueError, match="too little speech"):
+        cv.fit_selection(src[:10], tgt)
 
 
 def _median_f0(x: np.ndarray, sr: int) -> float:
@@ -151,14 +157,15 @@ def female_prompt(classic_engine, other_speech_wav: Path):
     return classic_engine.prepare(EnrollmentSample(clean, sr, "en", PARAGRAPH)), (clean, sr)
 
 
-def test_prepare_with_transcript_fits_a_parallel_map(classic_engine, female_prompt) -> None:
+def test_prepare_with_transcript_learns_from_the_same_words(classic_engine, female_prompt) -> None:
     prompt, (clean, sr) = female_prompt
-    assert prompt.engine == "classic" and prompt.meta["mode"] == "parallel"
+    assert prompt.engine == "classic" and prompt.meta["mode"] == "selection"
+    assert prompt.meta["reference"] == "transcript"
     model = cv.ConversionModel.from_arrays(prompt.arrays)
     assert np.exp(model.f0_tgt[0]) == pytest.approx(_median_f0(clean, sr), rel=0.15)
     assert np.exp(model.f0_src[0]) < 130  # the base voice (joe) is low
     assert 0.8 <= model.length_scale[0] <= 1.25
-    assert np.all(np.isfinite(model.weights))
+    assert model.bank.shape[1] == 24 and len(model.bank) > 100 and np.all(np.isfinite(model.bank))
 
 
 def test_synthesis_streams_per_sentence_towards_the_target(classic_engine, female_prompt) -> None:
@@ -191,10 +198,10 @@ def test_clone_spectrum_moves_towards_the_target(classic_engine, female_prompt) 
     assert np.linalg.norm(long_term(out) - target) < 0.6 * np.linalg.norm(long_term(base) - target)
 
 
-def test_prepare_without_transcript_matches_statistics(classic_engine, other_speech_wav: Path) -> None:
+def test_prepare_without_transcript_uses_the_reading_passage(classic_engine, other_speech_wav: Path) -> None:
     clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)
     prompt = classic_engine.prepare(EnrollmentSample(clean, sr, "en", None))
-    assert prompt.meta["mode"] == "statistics"
+    assert prompt.meta["reference"] == "passage" and prompt.arrays["length_scale"][0] == 1.0
     out = np.concatenate(list(classic_engine.synthesize("Good morning.", prompt, SynthesisOptions("en"))))
     assert len(out) > 0.3 * classic_engine.sample_rate and np.all(np.isfinite(out))
 
@@ -202,7 +209,7 @@ def test_prepare_without_transcript_matches_statistics(classic_engine, other_spe
 def test_wrong_transcript_falls_back_or_still_works(classic_engine, other_speech_wav: Path) -> None:
     clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)
     prompt = classic_engine.prepare(EnrollmentSample(clean, sr, "en", "Yes."))  # far too short for the audio
-    assert prompt.meta["mode"] == "statistics"
+    assert prompt.meta["reference"] == "passage"
 
 
 def test_speed_option_and_foreign_prompt(classic_engine, female_prompt) -> None:
@@ -285,12 +292,9 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
         cv.ConversionModel(
             f0_stats,
             f0_stats,
-            np.zeros((len(cv.CONTEXT_OFFSETS) * 24 + 1, 24)),
-            np.array(cv.CONTEXT_OFFSETS),
-            np.zeros(24),
-            np.ones(24),
-            np.ones(1),
-            np.ones(1),
+            **cv.fit_selection(np.zeros((40, 24)), np.zeros((40, 24))),
+            length_scale=np.ones(1),
+            warp=np.ones(1),
         ).to_arrays(),
     )
     out = list(engine.synthesize("Guten Tag.", prompt, SynthesisOptions("de")))

@@ -1,9 +1,10 @@
 """The embedded engine: Piper base speech converted towards each enrolled voice, on CPU, with no downloads.
 
-``prepare`` fits a per-voice :class:`~voiceclone_core.engines.conversion.ConversionModel`: with a transcript
-the base voice reads the same text and a parallel spectral map is fitted on DTW-aligned frames; without one,
-the spectral and pitch statistics are matched. ``synthesize`` runs Piper per sentence and converts each
-sentence as soon as it exists.
+``prepare`` fits a per-voice :class:`~voiceclone_core.engines.conversion.ConversionModel` from the recording
+and the base voice reading a text: the recording's transcript when there is one that fits it (then the two voices'
+statistics come from the same words, and the voice's speaking rate is learnt too), else the reading passage. The
+conversion itself is text-independent (formant warp, pitch, frame selection), so a recording in any language
+works. ``synthesize`` runs Piper per sentence and converts each sentence as soon as it exists.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -178,7 +179,7 @@ class ClassicEngine:
         )
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
-        """Fit the conversion from the base voice to the enrolled voice (parallel with a transcript)."""
+        """Fit the conversion from the base voice to the enrolled voice (see the module docstring)."""
         base = self._base(sample.language if text.language_family(sample.language) in self.bases else None)
         try:
             target = self._speech(self._to_rate(sample.audio, sample.sample_rate))
@@ -188,15 +189,23 @@ class ClassicEngine:
         model = None
         if transcript:
             try:
-                model = self._fit(base, transcript, target, parallel=True)
+                model = self._fit(base, transcript, target, same_words=True)
             except ValueError as exc:
-                log.warning("transcript does not match the recording well enough (%s); using statistics", exc)
-        mode = "parallel" if model is not None else "statistics"
-        if model is None:
-            _, passage = text.reading_passage(base.language)
-            model = self._fit(base, passage, target, parallel=False)
-        warp = float(model.warp[0])
-        meta = {"mode": mode, "base_voice": base.language, "f0_hz": round(float(np.exp(target.f0[0])), 1), "warp": warp}
+                log.warning("transcript does not match the recording (%s); using the reading passage", exc)
+        reference = "transcript" if model is not None else "passage"
+        try:
+            if model is None:
+                _, passage = text.reading_passage(base.language)
+                model = self._fit(base, passage, target, same_words=False)
+        except ValueError as exc:
+            raise EngineError(f"cannot learn the voice: {exc}") from exc
+        meta = {
+            "mode": "selection",
+            "reference": reference,
+            "base_voice": base.language,
+            "f0_hz": round(float(np.exp(target.f0[0])), 1),
+            "warp": float(model.warp[0]),
+        }
         return VoicePrompt(self.name, self.version, model.to_arrays(), meta)
 
     def _base_reading(self, base: BaseVoice, words: str, reuse: bool) -> _Speech:
@@ -209,26 +218,23 @@ class ClassicEngine:
             self._readings[key] = reading
         return reading
 
-    def _fit(self, base: BaseVoice, words: str, target: _Speech, parallel: bool) -> cv.ConversionModel:
-        """The base voice reads ``words``; fit a parallel map (same text as the target) or match statistics."""
-        source = self._base_reading(base, words, reuse=not parallel)
+    def _fit(self, base: BaseVoice, words: str, target: _Speech, same_words: bool) -> cv.ConversionModel:
+        """The base voice reads ``words`` (``same_words``: the recording's own transcript); fit the conversion."""
+        source = self._base_reading(base, words, reuse=not same_words)
+        length_scale = 1.0
+        if same_words:  # the same words: the ratio of speech durations is the voice's speaking rate
+            ratio = target.mask.sum() / max(source.mask.sum(), 1)
+            if not 0.5 <= ratio <= 2.0:
+                raise ValueError(f"the recording has {ratio:.1f} times the speech of its transcript read aloud")
+            length_scale = float(np.clip(ratio, 0.8, 1.25))
         warp = cv.estimate_warp(source.formants, target.formants)
         src_log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.frames.sp[source.mask], 1e-16)), warp)
         src_c = (src_log_sp @ self.codec.to_mcep)[:, 1:]
         tgt_c = target.frames.mcep[target.mask, 1:]
-        if parallel:
-            weights, offsets, gv_mean, gv_gain = cv.fit_parallel(src_c, tgt_c)
-            length_scale = float(np.clip(target.mask.sum() / max(source.mask.sum(), 1), 0.8, 1.25))
-        else:
-            weights, offsets, gv_mean, gv_gain = cv.fit_statistics(src_c, tgt_c)
-            length_scale = 1.0
         return cv.ConversionModel(
             f0_src=source.f0,
             f0_tgt=target.f0,
-            weights=weights,
-            offsets=offsets,
-            gv_mean=gv_mean,
-            gv_gain=gv_gain,
+            **cv.fit_selection(src_c, tgt_c),
             length_scale=np.array([length_scale]),
             warp=np.array([warp]),
         )
