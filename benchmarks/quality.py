@@ -84,6 +84,61 @@ def word_errors(ref: str, hyp: str) -> tuple[int, int]:
     return prev[-1], len(r)
 
 
+def dtw_path(a: np.ndarray, b: np.ndarray, band: float = 0.25) -> np.ndarray:
+    """Align two feature sequences; returns (K, 2) index pairs from (0, 0) to (N-1, M-1).
+
+    Slope-constrained steps (1,1), (1,2), (2,1) so each row depends only on earlier rows (vectorised per row);
+    a Sakoe-Chiba band around the length-scaled diagonal keeps memory at O(N * band).
+    """
+    n, m = len(a), len(b)
+    if n < 2 or m < 2 or max(n, m) > 2 * min(n, m) - 2:
+        raise ValueError("sequences too different in length to align")
+    width = int(band * max(n, m)) + abs(n - m) // 2 + 8
+    centre = np.round(np.arange(n) * (m - 1) / max(n - 1, 1)).astype(int)
+    lo = np.clip(centre - width, 0, m - 1)
+    hi = np.clip(centre + width + 1, 1, m)
+    w = int((hi - lo).max())
+    inf = np.float32(np.inf)
+    cost_d = np.full((n, w), inf, dtype=np.float32)
+    back = np.zeros((n, w), dtype=np.int8)
+    b_sq = np.sum(b * b, axis=1)
+
+    def row_vals(r: int, cols: np.ndarray) -> np.ndarray:
+        if r < 0:
+            return np.full(len(cols), inf, dtype=np.float32)
+        k = cols - lo[r]
+        ok = (k >= 0) & (k < hi[r] - lo[r])
+        out = np.full(len(cols), inf, dtype=np.float32)
+        out[ok] = cost_d[r, k[ok]]
+        return out
+
+    for i in range(n):
+        cols = np.arange(lo[i], hi[i])
+        local = np.sqrt(np.maximum(np.sum(a[i] * a[i]) + b_sq[cols] - 2.0 * (b[cols] @ a[i]), 0.0))
+        if i == 0:
+            acc = np.where(cols == 0, local, inf).astype(np.float32)
+            cost_d[0, : len(cols)] = acc
+            continue
+        cands = np.stack([row_vals(i - 1, cols - 1), row_vals(i - 1, cols - 2), row_vals(i - 2, cols - 1)])
+        choice = np.argmin(cands, axis=0)
+        best = cands[choice, np.arange(len(cols))]
+        cost_d[i, : len(cols)] = best + local
+        back[i, : len(cols)] = choice
+    if not np.isfinite(row_vals(n - 1, np.array([m - 1]))[0]):
+        raise ValueError("no alignment path within the band")
+    path = []
+    i, j = n - 1, m - 1
+    steps = ((1, 1), (1, 2), (2, 1))
+    while i > 0 or j > 0:
+        path.append((i, j))
+        di, dj = steps[back[i, j - lo[i]]]
+        i, j = i - di, j - dj
+        if i < 0 or j < 0:
+            raise ValueError("alignment path left the grid")
+    path.append((0, 0))
+    return np.array(path[::-1])
+
+
 def distortion(x: np.ndarray, y: np.ndarray, sr: int) -> tuple[float, float]:
     """MCD (dB) and log-F0 RMSE (semitones) between x and reference y after DTW on mel-cepstra."""
     codec = cv.codec_for(16000)
@@ -91,7 +146,7 @@ def distortion(x: np.ndarray, y: np.ndarray, sr: int) -> tuple[float, float]:
     fx, fy = cv.analyze(x, codec, False), cv.analyze(y, codec, False)
     mx, my = cv.speech_mask(x, codec, fx), cv.speech_mask(y, codec, fy)
     cx, cy = fx.mcep[mx, 1:], fy.mcep[my, 1:]
-    path = cv.dtw_path(cx, cy, band=0.4)
+    path = dtw_path(cx, cy, band=0.4)
     diff = cx[path[:, 0]] - cy[path[:, 1]]
     mcd = float(np.mean(10.0 / np.log(10) * np.sqrt(2.0 * np.sum(diff**2, axis=1))))
     f0x, f0y = fx.f0[mx][path[:, 0]], fy.f0[my][path[:, 1]]

@@ -104,61 +104,6 @@ def speech_mask(x: np.ndarray, codec: SpectralCodec, frames: Frames) -> np.ndarr
     return vad[np.minimum(np.arange(n) * codec.hop // step, len(vad) - 1)]
 
 
-def dtw_path(a: np.ndarray, b: np.ndarray, band: float = 0.25) -> np.ndarray:
-    """Align two feature sequences; returns (K, 2) index pairs from (0, 0) to (N-1, M-1).
-
-    Slope-constrained steps (1,1), (1,2), (2,1) so each row depends only on earlier rows (vectorised per row);
-    a Sakoe-Chiba band around the length-scaled diagonal keeps memory at O(N * band).
-    """
-    n, m = len(a), len(b)
-    if n < 2 or m < 2 or max(n, m) > 2 * min(n, m) - 2:
-        raise ValueError("sequences too different in length to align")
-    width = int(band * max(n, m)) + abs(n - m) // 2 + 8
-    centre = np.round(np.arange(n) * (m - 1) / max(n - 1, 1)).astype(int)
-    lo = np.clip(centre - width, 0, m - 1)
-    hi = np.clip(centre + width + 1, 1, m)
-    w = int((hi - lo).max())
-    inf = np.float32(np.inf)
-    cost_d = np.full((n, w), inf, dtype=np.float32)
-    back = np.zeros((n, w), dtype=np.int8)
-    b_sq = np.sum(b * b, axis=1)
-
-    def row_vals(r: int, cols: np.ndarray) -> np.ndarray:
-        if r < 0:
-            return np.full(len(cols), inf, dtype=np.float32)
-        k = cols - lo[r]
-        ok = (k >= 0) & (k < hi[r] - lo[r])
-        out = np.full(len(cols), inf, dtype=np.float32)
-        out[ok] = cost_d[r, k[ok]]
-        return out
-
-    for i in range(n):
-        cols = np.arange(lo[i], hi[i])
-        local = np.sqrt(np.maximum(np.sum(a[i] * a[i]) + b_sq[cols] - 2.0 * (b[cols] @ a[i]), 0.0))
-        if i == 0:
-            acc = np.where(cols == 0, local, inf).astype(np.float32)
-            cost_d[0, : len(cols)] = acc
-            continue
-        cands = np.stack([row_vals(i - 1, cols - 1), row_vals(i - 1, cols - 2), row_vals(i - 2, cols - 1)])
-        choice = np.argmin(cands, axis=0)
-        best = cands[choice, np.arange(len(cols))]
-        cost_d[i, : len(cols)] = best + local
-        back[i, : len(cols)] = choice
-    if not np.isfinite(row_vals(n - 1, np.array([m - 1]))[0]):
-        raise ValueError("no alignment path within the band")
-    path = []
-    i, j = n - 1, m - 1
-    steps = ((1, 1), (1, 2), (2, 1))
-    while i > 0 or j > 0:
-        path.append((i, j))
-        di, dj = steps[back[i, j - lo[i]]]
-        i, j = i - di, j - dj
-        if i < 0 or j < 0:
-            raise ValueError("alignment path left the grid")
-    path.append((0, 0))
-    return np.array(path[::-1])
-
-
 @dataclass
 class ConversionModel:
     """Everything needed to convert the base voice towards one target voice (saved as prompt arrays)."""
