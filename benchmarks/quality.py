@@ -155,7 +155,8 @@ def distortion(x: np.ndarray, y: np.ndarray, sr: int) -> tuple[float, float]:
     return mcd, f0_err
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two embeddings."""
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
@@ -182,7 +183,7 @@ def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: 
             "target": tx_e,
         }
         for k, y in outs.items():
-            rows[k]["secs"].append(_cos(judge.embed(y, engine.sample_rate), centroid))
+            rows[k]["secs"].append(cosine(judge.embed(y, engine.sample_rate), centroid))
             e, n = word_errors(ref_text, judge.transcribe(y, engine.sample_rate))
             rows[k]["err"].append(e)
             rows[k]["n"].append(n)
@@ -197,7 +198,7 @@ def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: 
             rows[k]["err"].append(e)
             rows[k]["n"].append(n)
     ceiling = float(
-        np.mean([_cos(judge.embed(*corpus.utterance(speaker, i, cache)), centroid) for i in list(corpus.ENROLL)[:10]])
+        np.mean([cosine(judge.embed(*corpus.utterance(speaker, i, cache)), centroid) for i in list(corpus.ENROLL)[:10]])
     )
     out = {
         "speaker": speaker,
@@ -235,7 +236,7 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
     centroid = np.mean([judge.embed(h, sr) for h in spk.held_out], axis=0)
     cuts = [int(a) for a in np.linspace(0, len(spk.enroll), 6)]
     pieces = [spk.enroll[a:b] for a, b in itertools.pairwise(cuts)]
-    ceiling = float(np.mean([_cos(judge.embed(p, sr), centroid) for p in pieces]))
+    ceiling = float(np.mean([cosine(judge.embed(p, sr), centroid) for p in pieces]))
     opts = SynthesisOptions(language="en")
     base = engine.bases["en"]
     rows: dict[str, dict[str, list[float]]] = {k: {"secs": [], "err": [], "n": []} for k in ("base", "clone")}
@@ -244,7 +245,7 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
         outs = {"base": base.read(ref_text), "clone": np.concatenate(list(engine.synthesize(ref_text, prompt, opts)))}
         for k, y in outs.items():
             if i < len(texts):
-                rows[k]["secs"].append(_cos(judge.embed(y, engine.sample_rate), centroid))
+                rows[k]["secs"].append(cosine(judge.embed(y, engine.sample_rate), centroid))
             e, n = word_errors(ref_text, judge.transcribe(y, engine.sample_rate))
             rows[k]["err"].append(e)
             rows[k]["n"].append(n)

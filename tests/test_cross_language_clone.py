@@ -1,6 +1,6 @@
 """The embedded engine clones a voice from a recording in another language, without a transcript, and the clone
-still says the words: speaker similarity by resemblyzer, intelligibility by pocketsphinx (both from the ``quality``
-extra, installed by scripts/setup.sh), pitch by RAPT."""
+still says the words: speaker similarity by resemblyzer, intelligibility by pocketsphinx (the quality benchmark's
+judges, from the ``quality`` extra that scripts/setup.sh installs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.quality import word_errors
+from benchmarks.quality import Judge, cosine, word_errors
 from voiceclone_core import audio
 from voiceclone_core.engines import conversion as cv
 from voiceclone_core.engines.base import EnrollmentSample
@@ -40,20 +40,18 @@ ENGLISH = [
 
 
 @pytest.fixture(scope="module")
-def judges():
-    pocketsphinx = pytest.importorskip("pocketsphinx")
-    resemblyzer = pytest.importorskip("resemblyzer")
-    return pocketsphinx.Decoder(samprate=16000, logfn="/dev/null"), resemblyzer.VoiceEncoder("cpu", verbose=False)
+def judge() -> Judge:
+    pytest.importorskip("pocketsphinx")
+    pytest.importorskip("resemblyzer")
+    return Judge()
 
 
 def test_an_italian_recording_without_transcript_gives_an_english_voice_that_is_hers_and_understood(
-    classic_engine, judges, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    classic_engine, judge: Judge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    decoder, encoder = judges
     base = classic_engine.bases["en"]
     monkeypatch.setattr(base, "noise_scale", 0.0)  # Piper without sampling: the same reading every run
     monkeypatch.setattr(base, "noise_w", 0.0)
-    from resemblyzer import preprocess_wav
 
     sr = classic_engine.sample_rate
     wav = espeak(ITALIAN, tmp_path / "nonna.wav", voice="it+f3", speed=140)
@@ -61,17 +59,7 @@ def test_an_italian_recording_without_transcript_gives_an_english_voice_that_is_
     prompt = classic_engine.prepare(EnrollmentSample(clean, csr, "it", None))
     assert prompt.meta["reference"] == "passage" and prompt.meta["base_voice"] == "en"
 
-    def embed(x: np.ndarray) -> np.ndarray:
-        e = encoder.embed_utterance(preprocess_wav(x, source_sr=sr))
-        return e / np.linalg.norm(e)
-
-    def heard(x: np.ndarray) -> str:
-        decoder.start_utt()
-        decoder.process_raw(audio.to_pcm16(audio.resample(x, sr, 16000)), full_utt=True)
-        decoder.end_utt()
-        return decoder.hyp().hypstr if decoder.hyp() else ""
-
-    her = embed(clean)
+    her = judge.embed(clean, sr)
     errors = {"base": [0, 0], "clone": [0, 0]}
     similarity: dict[str, list[float]] = {"base": [], "clone": []}
     model = cv.ConversionModel.from_arrays(prompt.arrays)
@@ -82,8 +70,8 @@ def test_an_italian_recording_without_transcript_gives_an_english_voice_that_is_
             "clone": np.concatenate([y for x in pieces for y in classic_engine._convert_streaming(x, model)]),
         }
         for kind, y in outs.items():
-            similarity[kind].append(float(embed(y) @ her))
-            e, n = word_errors(sentence, heard(y))
+            similarity[kind].append(cosine(judge.embed(y, sr), her))
+            e, n = word_errors(sentence, judge.transcribe(y, sr))
             errors[kind][0] += e
             errors[kind][1] += n
     base_sim, clone_sim = np.mean(similarity["base"]), np.mean(similarity["clone"])
