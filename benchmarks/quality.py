@@ -220,7 +220,11 @@ def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: 
 
 
 def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool, variant: str) -> dict:
-    """One real speaker (``benchmarks.real_speakers``), enrolled as recorded or in a household ``variant``."""
+    """One real speaker (``benchmarks.real_speakers``), enrolled as recorded or in a household ``variant``.
+
+    Base and clone are paired: each sentence is read once by the base voice (at the voice's pace) and the clone is
+    that reading converted, so the difference in word error is the conversion's and not Piper's sampling.
+    """
     from benchmarks import real_speakers
 
     x, sr = spk.enroll, spk.sample_rate
@@ -241,8 +245,11 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
     base = engine.bases["en"]
     rows: dict[str, dict[str, list[float]]] = {k: {"secs": [], "err": [], "n": []} for k in ("base", "clone")}
     texts = [corpus.SENTENCES[i] for i in corpus.HELD_OUT]
+    pace = engine.reading_pace(prompt)
     for i, ref_text in enumerate([*texts, *corpus.WER_ONLY]):
-        outs = {"base": base.read(ref_text), "clone": np.concatenate(list(engine.synthesize(ref_text, prompt, opts)))}
+        reading = list(base.speak(ref_text, pace))  # the clone is this very reading converted: paired
+        clone = np.concatenate(list(engine.convert(reading, prompt, opts)))
+        outs = {"base": np.concatenate(reading), "clone": clone}
         for k, y in outs.items():
             if i < len(texts):
                 rows[k]["secs"].append(cosine(judge.embed(y, engine.sample_rate), centroid))

@@ -351,3 +351,21 @@ def test_a_voice_enrolled_against_one_base_voice_speaks_at_its_own_pitch_through
     assert np.exp(high_model.f0_src[0]) == pytest.approx(1.25 * np.exp(low_model.f0_src[0]), rel=0.1)
     assert np.array_equal(high_model.bank, low_model.bank)  # the target side is the voice's own
     assert engine._model_for(higher, prompt).src_mean is high_model.src_mean  # fitted once per base voice
+
+
+def test_synthesis_is_the_base_reading_at_the_voice_pace_converted(
+    classic_engine, female_prompt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``convert`` is what ``synthesize`` does after Piper: the benchmark's paired base and clone rest on it."""
+    prompt, _ = female_prompt
+    base = classic_engine.bases["en"]
+    monkeypatch.setattr(base, "noise_scale", 0.0)  # Piper without sampling: the same reading every time
+    monkeypatch.setattr(base, "noise_w", 0.0)
+    words = "The front door is open. Please close it."
+    pace = classic_engine.reading_pace(prompt)
+    assert pace == prompt.arrays["length_scale"][0] and pace != 1.0  # enrolled with its transcript: its own pace
+    opts = SynthesisOptions("en")
+    spoken = np.concatenate(list(classic_engine.synthesize(words, prompt, opts)))
+    converted = np.concatenate(list(classic_engine.convert(base.speak(words, pace), prompt, opts)))
+    assert len(spoken) == len(converted) and np.array_equal(spoken, converted)
+    assert len(np.concatenate(list(base.speak(words, pace)))) == pytest.approx(len(spoken), rel=0.02)

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,11 +269,23 @@ class ClassicEngine:
 
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Yield converted audio per sentence."""
+        base = self._base(options.language)
+        length_scale = float(self.reading_pace(prompt)) / max(options.speed, 0.1)
+        yield from self.convert(base.speak(words, length_scale), prompt, options)
+
+    def reading_pace(self, prompt: VoicePrompt) -> float:
+        """The Piper length scale at which the base voice reads for this voice (its speaking rate; 1 unknown)."""
+        check_prompt(self.name, prompt)
+        return float(prompt.arrays["length_scale"][0])
+
+    def convert(
+        self, readings: Iterable[np.ndarray], prompt: VoicePrompt, options: SynthesisOptions
+    ) -> Iterator[np.ndarray]:
+        """Convert the base voice's sentences (``BaseVoice.speak`` of the options' language) towards the voice."""
         check_prompt(self.name, prompt)
         base = self._base(options.language)
         model = self._model_for(base, prompt)
-        length_scale = float(model.length_scale[0]) / max(options.speed, 0.1)
-        for piece in base.speak(words, length_scale):
+        for piece in readings:
             x = self._to_rate(piece, base.sample_rate)
             if len(x) >= self.codec.hop * 8:
                 yield from self._convert_streaming(x, model)
