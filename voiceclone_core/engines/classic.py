@@ -233,17 +233,20 @@ class ClassicEngine:
                 raise ValueError(f"the recording has {ratio:.1f} times the speech of its transcript read aloud")
             length_scale = float(np.clip(ratio, 0.8, 1.25))
         warp = cv.estimate_warp(source.formants, target.formants)
-        src_log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.frames.sp[source.mask], 1e-16)), warp)
-        src_c = (src_log_sp @ self.codec.to_mcep)[:, 1:]
         tgt_c = target.frames.mcep[target.mask, 1:]
         return cv.ConversionModel(
             f0_src=source.f0,
             f0_tgt=target.f0,
-            **cv.fit_selection(src_c, tgt_c),
+            **cv.fit_selection(self._base_frames(source, warp), tgt_c),
             length_scale=np.array([length_scale]),
             warp=np.array([warp]),
             tgt_formants=target.formants,
         )
+
+    def _base_frames(self, source: _Speech, warp: float) -> np.ndarray:
+        """A base-voice reading's speech frames as mel-cepstra c1..cD after the formant warp."""
+        log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.frames.sp[source.mask], 1e-16)), warp)
+        return (log_sp @ self.codec.to_mcep)[:, 1:]
 
     def _model_for(self, base: BaseVoice, prompt: VoicePrompt) -> cv.ConversionModel:
         """The prompt's model for speaking through ``base``: as fitted when ``base`` is the voice it was enrolled
@@ -252,15 +255,18 @@ class ClassicEngine:
         model = cv.ConversionModel.from_arrays(prompt.arrays)
         if prompt.meta.get("base_model") == base.name:
             return model
-        key = (base.name, np.asarray(model.tgt_formants, np.float64).tobytes() + model.f0_tgt.tobytes())
+        key = (base.name, np.asarray(model.tgt_formants, np.float64).tobytes())  # all of the voice its base side uses
         side = self._base_sides.get(key)
         if side is None:
             log.info("fitting an enrolled voice to the base voice %s", base.name)
             _, passage = text.reading_passage(base.language)
             source = self._base_reading(base, passage, reuse=True)
-            log_sp = np.log(np.maximum(source.frames.sp[source.mask], 1e-16))
-            fitted = model.with_base(source.f0, source.formants, log_sp, self.codec)
-            side = {k: getattr(fitted, k) for k in cv.BASE_SIDE}
+            warp = cv.estimate_warp(source.formants, model.tgt_formants)
+            side = {
+                "f0_src": source.f0,
+                "warp": np.array([warp]),
+                **cv.base_statistics(self._base_frames(source, warp)),
+            }
             self._base_sides[key] = side
         return dataclasses.replace(model, **side)
 
@@ -270,7 +276,7 @@ class ClassicEngine:
     def synthesize(self, words: str, prompt: VoicePrompt, options: SynthesisOptions) -> Iterator[np.ndarray]:
         """Yield converted audio per sentence."""
         base = self._base(options.language)
-        length_scale = float(self.reading_pace(prompt)) / max(options.speed, 0.1)
+        length_scale = self.reading_pace(prompt) / max(options.speed, 0.1)
         yield from self.convert(base.speak(words, length_scale), prompt, options)
 
     def reading_pace(self, prompt: VoicePrompt) -> float:

@@ -19,7 +19,7 @@ Spectrum <-> mel-cepstrum conversions are linear in the log domain and are done 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -104,15 +104,12 @@ def speech_mask(x: np.ndarray, codec: SpectralCodec, frames: Frames) -> np.ndarr
     return vad[np.minimum(np.arange(n) * codec.hop // step, len(vad) - 1)]
 
 
-BASE_SIDE = ("f0_src", "src_mean", "src_std", "warp")  # the fields that describe the base voice
-
-
 @dataclass
 class ConversionModel:
     """Everything needed to convert the base voice towards one target voice (saved as prompt arrays).
 
     ``f0_src``, ``src_mean``, ``src_std`` and ``warp`` describe the base voice it was fitted with (its *base side*);
-    the rest describes the target alone, so :meth:`with_base` re-fits the model for any other base voice.
+    the rest describes the target alone, so the base side can be fitted again for any other base voice.
     """
 
     f0_src: np.ndarray  # [mean, std] of voiced log-F0
@@ -133,15 +130,6 @@ class ConversionModel:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ConversionModel:
         return cls(**{k: arrays[k] for k in cls.__dataclass_fields__})
-
-    def with_base(
-        self, f0_src: np.ndarray, formants: np.ndarray, log_sp: np.ndarray, codec: SpectralCodec
-    ) -> ConversionModel:
-        """The same target voice reached from another base voice: its voiced log-F0 statistics, median formants
-        and speech-frame log envelopes (``log_sp``) give the warp and the base-side statistics."""
-        warp = estimate_warp(formants, self.tgt_formants)
-        src = (warp_log_spectrum(log_sp, warp) @ codec.to_mcep)[:, 1:]
-        return replace(self, f0_src=f0_src, warp=np.array([warp]), **base_statistics(src))
 
 
 WARP_RANGE = (0.85, 1.4)  # plausible range of vocal-tract length ratios to the base voice
