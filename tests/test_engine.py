@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pysptk
 import pytest
+import scipy.signal
 
 from benchmarks.quality import dtw_path
 from voiceclone_core import audio
@@ -266,6 +267,39 @@ def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
     assert cv.estimate_warp(formants["female"], formants["male"]) < 0.95
     assert cv.estimate_warp(formants["male"], formants["male"]) == 1.0
     assert cv.estimate_warp(formants["male"], formants["male"] * 3) == cv.WARP_RANGE[1]
+
+
+def test_steady_noise_is_taken_out_of_the_voices_frames(classic_engine, other_speech_wav: Path) -> None:
+    """Hum and hiss under a recording (10 dB SNR, alone in its pauses) are taken out of the speech frames the engine
+    keeps: frame for frame they come nearer the same frames of the clean recording. A clean recording's barely move,
+    and enrollment keeps the denoised frames."""
+    codec, sr = classic_engine.codec, classic_engine.sample_rate
+    clean, _, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=sr)
+    rng = np.random.default_rng(5)
+    hiss = scipy.signal.lfilter([1.0], [1.0, -0.95], rng.standard_normal(len(clean)))
+    noise = hiss + 3.0 * np.sin(2 * np.pi * 100 * np.arange(len(clean)) / sr)
+    active = clean[np.abs(clean) > 0.02 * np.abs(clean).max()]
+    noisy = (clean + noise * np.sqrt(np.mean(active**2) / 10 / np.mean(noise**2))).astype(np.float32)
+
+    def analysed(x: np.ndarray) -> tuple[cv.Frames, np.ndarray]:
+        frames = cv.analyze(x, codec, with_aperiodicity=False)
+        return frames, cv.speech_mask(x, codec, frames)
+
+    (fc, mc), (fn, mn) = analysed(clean), analysed(noisy)
+    both = mc & mn
+    reference = fc.mcep[both, 1:]
+
+    def distance(c: np.ndarray) -> float:
+        return float(np.sqrt(((c - reference) ** 2).sum(axis=1)).mean())
+
+    raw, denoised = fn.mcep[both, 1:], cv.denoised_speech_mcep(fn, both, codec)
+    assert distance(denoised) < 0.9 * distance(raw)
+    unchanged = cv.denoised_speech_mcep(fc, mc, codec) - fc.mcep[mc, 1:]
+    assert float(np.sqrt((unchanged**2).sum(axis=1)).mean()) < 0.1 * distance(raw)
+    prompt = classic_engine.prepare(EnrollmentSample(noisy, sr, "en", None))
+    model = cv.ConversionModel.from_arrays(prompt.arrays)
+    kept = np.linalg.norm(model.tgt_mean - cv.denoised_speech_mcep(fn, mn, codec).mean(axis=0))
+    assert kept < 0.2 * np.linalg.norm(model.tgt_mean - fn.mcep[mn, 1:].mean(axis=0))  # (WORLD's dither differs)
 
 
 def _engine_with_a_german_base(tmp_path: Path) -> ClassicEngine:

@@ -37,7 +37,7 @@ from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -233,7 +233,7 @@ class ClassicEngine:
                 raise ValueError(f"the recording has {ratio:.1f} times the speech of its transcript read aloud")
             length_scale = float(np.clip(ratio, 0.8, 1.25))
         warp = cv.estimate_warp(source.formants, target.formants)
-        tgt_c = target.frames.mcep[target.mask, 1:]
+        tgt_c = cv.denoised_speech_mcep(target.frames, target.mask, self.codec)
         return cv.ConversionModel(
             f0_src=source.f0,
             f0_tgt=target.f0,

@@ -226,6 +226,25 @@ BANK_STEP = 2  # bank frames every 10 ms
 BANK_MAX = 6000  # at most a minute of speech frames in the bank
 
 
+NOISE_KEEP = 0.2  # of each envelope bin's power that stays however much noise is taken out (-7 dB)
+
+
+def denoised_speech_mcep(frames: Frames, mask: np.ndarray, codec: SpectralCodec) -> np.ndarray:
+    """c1..cD of the speech frames (``mask``) with the recording's steady noise taken out of their envelopes.
+
+    The noise is the mean envelope of the quietest fifth of the frames, where they are outside speech; it is
+    subtracted in power (keeping at least ``NOISE_KEEP`` of each bin), so hum and hiss do not become part of the
+    voice's frames and statistics. Without 20 such frames the envelopes stay as they are.
+    """
+    power = frames.sp.sum(axis=1)
+    quiet = ~mask & (power <= np.percentile(power, 20))
+    if quiet.sum() < 20:
+        return frames.mcep[mask, 1:]
+    sp = frames.sp[mask]
+    clean = np.maximum(sp - frames.sp[quiet].mean(axis=0), NOISE_KEEP * sp)
+    return (np.log(np.maximum(clean, 1e-16)) @ codec.to_mcep)[:, 1:]
+
+
 def base_statistics(src: np.ndarray) -> dict[str, np.ndarray]:
     """Per-dimension mean and deviation of the base voice's speech frames (c1..cD, after the warp)."""
     if len(src) < 20:
