@@ -245,7 +245,7 @@ class ClassicEngine:
 
     def _base_frames(self, source: _Speech, warp: float) -> np.ndarray:
         """A base-voice reading's speech frames as mel-cepstra c1..cD after the formant warp."""
-        log_sp = cv.warp_log_spectrum(np.log(np.maximum(source.frames.sp[source.mask], 1e-16)), warp)
+        log_sp = cv.warp_log_spectrum(cv.log_envelope(source.frames.sp[source.mask]), warp)
         return (log_sp @ self.codec.to_mcep)[:, 1:]
 
     def _model_for(self, base: BaseVoice, prompt: VoicePrompt) -> cv.ConversionModel:

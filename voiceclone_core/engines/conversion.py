@@ -74,6 +74,11 @@ class Frames:
     mcep: np.ndarray  # (T, order+1)
 
 
+def log_envelope(sp: np.ndarray) -> np.ndarray:
+    """Natural log of WORLD power envelopes, floored so that silent bins stay finite."""
+    return np.log(np.maximum(sp, 1e-16))
+
+
 def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True) -> Frames:
     """WORLD analysis with RAPT F0 (robust on low, creaky voices where DIO/Harvest double the pitch)."""
     x64 = np.ascontiguousarray(x, dtype=np.float64)
@@ -86,7 +91,7 @@ def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True)
     if with_aperiodicity:  # aperiodicity varies slowly: estimate it every other frame (D4C dominates the cost)
         ap = pyworld.d4c(x64, np.ascontiguousarray(f0[::2]), np.ascontiguousarray(t[::2]), sr, fft_size=codec.fft_size)
         ap = np.repeat(ap, 2, axis=0)[: len(f0)]
-    mcep = np.log(np.maximum(sp, 1e-16)) @ codec.to_mcep
+    mcep = log_envelope(sp) @ codec.to_mcep
     return Frames(f0, sp, ap, mcep)
 
 
@@ -242,7 +247,7 @@ def denoised_speech_mcep(frames: Frames, mask: np.ndarray, codec: SpectralCodec)
         return frames.mcep[mask, 1:]
     sp = frames.sp[mask]
     clean = np.maximum(sp - frames.sp[quiet].mean(axis=0), NOISE_KEEP * sp)
-    return (np.log(np.maximum(clean, 1e-16)) @ codec.to_mcep)[:, 1:]
+    return (log_envelope(clean) @ codec.to_mcep)[:, 1:]
 
 
 def base_statistics(src: np.ndarray) -> dict[str, np.ndarray]:
@@ -296,7 +301,7 @@ def render(frames: Frames, model: ConversionModel, codec: SpectralCodec, strengt
     """Convert analysed base-voice frames and resynthesise with WORLD (differential envelope, converted F0)."""
     if frames.ap is None:
         raise ValueError("rendering needs aperiodicity")
-    log_sp = np.log(np.maximum(frames.sp, 1e-16))
+    log_sp = log_envelope(frames.sp)
     rho = 1.0 + strength * (float(model.warp[0]) - 1.0)
     if rho != 1.0:
         log_sp = warp_log_spectrum(log_sp, rho)
