@@ -261,6 +261,7 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
         "variant": variant,
         "transcript": use_transcript,
         "mode": prompt.meta.get("reference"),
+        "warp": prompt.meta.get("warp"),
         "enroll_s": enroll_s,
         "ceiling": ceiling,
         "rt60_s": report.rt60_s,
@@ -276,16 +277,17 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
 
 def print_real_table(results: list[dict]) -> None:
     print(
-        "| speaker | variant | transcript | mode | enroll s | SECS base | clone | ceiling | gap closed | "
+        "| speaker | variant | transcript | mode | warp | enroll s | SECS base | clone | ceiling | gap closed | "
         "WER base | WER clone | RT60 est. s | SNR est. dB | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rt = "-" if r["rt60_s"] is None else f"{r['rt60_s']:.2f}"
         warns = "; ".join(w.split(" (")[0] for w in r["warnings"]) or "-"
         print(
             f"| {r['speaker']} | {r['variant']} | {'yes' if r['transcript'] else 'no'} | {r['mode']} | "
-            f"{r['enroll_s']:.1f} | {r['base']['secs']:.3f} | {r['clone']['secs']:.3f} | {r['ceiling']:.3f} | "
+            f"{r['warp'] or '-'} | {r['enroll_s']:.1f} | {r['base']['secs']:.3f} | {r['clone']['secs']:.3f} | "
+            f"{r['ceiling']:.3f} | "
             f"{r['gap_closed']:.2f} | {r['base']['wer']:.2f} | {r['clone']['wer']:.2f} | {rt} | "
             f"{r['snr_db']:.0f} | {warns} |"
         )

@@ -37,7 +37,7 @@ from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "5"
+ENGINE_VERSION = "6"
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -122,12 +122,12 @@ class BaseVoice:
 
 @dataclass(frozen=True)
 class _Speech:
-    """Analysed speech: WORLD frames, speech-frame mask, log-F0 statistics, median formants."""
+    """Analysed speech: WORLD frames, speech-frame mask, log-F0 statistics, formant profile."""
 
     frames: cv.Frames
     mask: np.ndarray
     f0: np.ndarray
-    formants: np.ndarray
+    formants: np.ndarray  # cv.formant_profile
 
 
 class ClassicEngine:
@@ -179,7 +179,7 @@ class ClassicEngine:
         frames = cv.analyze(x, self.codec, with_aperiodicity=False)
         mask = cv.speech_mask(x, self.codec, frames)
         return _Speech(
-            frames, mask, cv.log_f0_stats(frames.f0[mask]), cv.median_formants(x, self.sample_rate, frames.f0)
+            frames, mask, cv.log_f0_stats(frames.f0[mask]), cv.formant_profile(x, self.sample_rate, frames.f0, mask)
         )
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:

@@ -3,8 +3,9 @@
 The conversion works on WORLD parameters (F0 by RAPT, spectral envelope by CheapTrick, aperiodicity by D4C):
 
 * F0: log-linear transform (mean and standard deviation of voiced log-F0 matched to the target).
-* Vocal tract: the base envelope is warped along frequency by 3/4 of the ratio of the target's to the base voice's
-  median F2/F3 (LPC formants over voiced frames), which moves formants with their fine detail intact.
+* Vocal tract: the base envelope is warped along frequency by the scaling that lines the target's formant profile
+  (where its LPC resonances lie, :func:`formant_profile`) up with the base voice's, which moves formants with their
+  fine detail intact.
 * Spectral envelope: frame selection (:func:`convert_mcep`). Each base-voice mel-cepstral frame (c1..c24),
   normalised by the base voice's own statistics, is matched to the target's speech frames normalised by theirs; the
   average of the nearest few is blended half and half with the base frame shifted by the two voices' mean
@@ -26,6 +27,7 @@ import numpy as np
 import pysptk
 import pyworld
 import scipy.linalg
+import scipy.ndimage
 
 from voiceclone_core import audio
 
@@ -127,7 +129,7 @@ class ConversionModel:
     select: np.ndarray  # [k, share]: neighbours averaged, and their share of the converted envelope
     length_scale: np.ndarray  # [scale] for the base voice's speaking rate
     warp: np.ndarray  # [rho]: frequency-axis scaling of the base envelope (formants up when > 1)
-    tgt_formants: np.ndarray  # (3,) the target's median F1-F3 in Hz, to fit the warp for another base voice
+    tgt_formants: np.ndarray  # the target's formant_profile, to fit the warp for another base voice
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.__dict__.items()}
@@ -135,9 +137,6 @@ class ConversionModel:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ConversionModel:
         return cls(**{k: arrays[k] for k in cls.__dataclass_fields__})
-
-
-WARP_RANGE = (0.85, 1.4)  # plausible range of vocal-tract length ratios to the base voice
 
 
 @lru_cache(maxsize=64)
@@ -160,51 +159,95 @@ def warp_log_spectrum(log_sp: np.ndarray, rho: float) -> np.ndarray:
     return log_sp[..., i0] * (1.0 - w) + log_sp[..., i0 + 1] * w
 
 
-def median_formants(x: np.ndarray, sample_rate: int, f0: np.ndarray, every: int = 4) -> np.ndarray:
-    """Median F1-F3 (Hz) over voiced frames, by LPC root-finding at 10 kHz (pre-emphasised, 30 ms windows)."""
-    sr = 10000
-    y = audio.resample(np.asarray(x, np.float32), sample_rate, sr).astype(np.float64)
+PROFILE_STEP = 0.005  # log-frequency step of a formant profile (0.5 %), also the step of the warp search
+PROFILE_LOW_HZ, PROFILE_HIGH_HZ = 100.0, 6000.0
+PROFILE_MATCH_HZ = (1000.0, 3300.0)  # the base voice's F2-F3 region, which the target's profile is matched against
+_LPC_RATE, _LPC_ORDER = 12000, 14
+
+
+def _log_steps(ratio: float) -> int:
+    """``ratio`` as a whole number of profile steps."""
+    return round(float(np.log(ratio)) / PROFILE_STEP)
+
+
+_PROFILE_BINS = _log_steps(PROFILE_HIGH_HZ / PROFILE_LOW_HZ)
+
+
+def _lpc_autocorrelations(x: np.ndarray, sample_rate: int, n_frames: int, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """Autocorrelations (lags 0..order) of pre-emphasised 30 ms windows at 10 kHz, ``every`` 5 ms frames, with the
+    index of the analysis frame each window is centred on."""
+    y = audio.resample(np.asarray(x, np.float32), sample_rate, _LPC_RATE).astype(np.float64)
     y = np.append(y[:1], y[1:] - 0.63 * y[:-1])
-    win, hop = int(0.03 * sr), int(0.005 * sr) * every
-    window = np.hamming(win)
-    order = 12
-    found = []
-    for start in range(0, len(y) - win, hop):
-        k = min(int((start + win / 2) / sr / FRAME_HOP_S), len(f0) - 1)
-        if f0[k] <= 0:
-            continue
-        frame = y[start : start + win] * window
-        r = np.correlate(frame, frame, "full")[win - 1 : win + order + 1]
-        if r[0] <= 1e-9:
-            continue
+    win, hop = int(0.03 * _LPC_RATE), int(FRAME_HOP_S * _LPC_RATE) * every
+    if len(y) <= win:
+        return np.zeros((0, _LPC_ORDER + 1)), np.zeros(0, int)
+    starts = np.lib.stride_tricks.sliding_window_view(y, win)[::hop]
+    lags = np.empty((len(starts), _LPC_ORDER + 1))
+    for i in range(0, len(starts), 2048):  # a few MB at a time, however long the recording
+        windows = starts[i : i + 2048] * np.hamming(win)
+        for k in range(_LPC_ORDER + 1):
+            lags[i : i + 2048, k] = (windows[:, : win - k] * windows[:, k:]).sum(axis=1)
+    centre = (np.arange(len(starts)) * hop + win / 2) / _LPC_RATE / FRAME_HOP_S
+    return lags, np.minimum(centre.astype(int), n_frames - 1)
+
+
+def formant_profile(x: np.ndarray, sample_rate: int, f0: np.ndarray, mask: np.ndarray, every: int = 2) -> np.ndarray:
+    """Where a voice's resonances lie: the distribution over log-frequency of the LPC resonances (200-4500 Hz,
+    bandwidth under 400 Hz) of its voiced frames, smoothed and summing to 1.
+
+    The recording's steady noise is taken out of each window's autocorrelation first (the mean autocorrelation of
+    its quietest fifth of windows outside speech), so hiss does not add resonances of its own. A distribution does
+    not care which resonance is F2 and which F3; a per-frame median of "the first three" does, and a room that
+    widens one formant past the bandwidth limit shifts the others into its place (``docs/benchmarks.md``).
+    """
+    lags, frame = _lpc_autocorrelations(x, sample_rate, len(f0), every)
+    quiet = ~mask[frame] & (lags[:, 0] <= np.percentile(lags[:, 0], 20)) if len(lags) else np.zeros(0, bool)
+    if quiet.sum() >= 20:
+        lags = lags - lags[quiet].mean(axis=0)
+    found, frames = [], 0
+    for r in lags[(f0[frame] > 0) & (lags[:, 0] > 1e-9)]:
         try:
-            a = scipy.linalg.solve_toeplitz(r[:order], -r[1 : order + 1])
+            a = scipy.linalg.solve_toeplitz(r[:_LPC_ORDER], -r[1 : _LPC_ORDER + 1])
         except np.linalg.LinAlgError:
             continue
         roots = np.roots(np.r_[1.0, a])
-        roots = roots[np.imag(roots) > 0]
-        freq = np.angle(roots) * sr / (2 * np.pi)
-        bandwidth = -np.log(np.abs(roots)) * sr / np.pi
-        freq = np.sort(freq[(freq > 200) & (freq < 4500) & (bandwidth < 400)])
+        roots = roots[(np.imag(roots) > 0) & (np.abs(roots) < 1.0)]
+        freq = np.angle(roots) * _LPC_RATE / (2 * np.pi)
+        bandwidth = -np.log(np.abs(roots)) * _LPC_RATE / np.pi
+        freq = freq[(freq > 200) & (freq < 5600) & (bandwidth < 400)]
         if len(freq) >= 3:
-            found.append(freq[:3])
-    if len(found) < 20:
+            frames += 1
+        found.append(freq)
+    if frames < 20:
         raise ValueError("too little voiced speech to measure formants")
-    return np.median(np.array(found), axis=0)
+    steps = np.log(np.concatenate(found) / PROFILE_LOW_HZ) / PROFILE_STEP
+    counts, _ = np.histogram(steps, _PROFILE_BINS, (0, _PROFILE_BINS))
+    profile = scipy.ndimage.gaussian_filter1d(counts.astype(np.float64), 3.0)
+    return (profile / profile.sum()).astype(np.float32)
 
 
-WARP_SHARE = 0.75  # of the measured formant ratio that is applied
+# The warps applied. Beyond 1.25 the base voice's vowels move where they are no longer heard as the vowels it said
+# (the clone's word error over the base voice's: the sonnet reader +0.15 at 1.3; espeak's Italian female +0.05 at
+# 1.3 and +0.10 at 1.34; docs/benchmarks.md), so a shorter vocal tract (a child's) gets 1.25, with its own pitch.
+WARP_RANGE = (0.85, 1.25)
+_WARP_SEARCH = (0.7, 1.7)
 
 
-def estimate_warp(src_formants: np.ndarray, tgt_formants: np.ndarray) -> float:
-    """Vocal-tract-length warp factor: 3/4 of the way to the geometric mean of the F2 and F3 ratios, in range.
-
-    Applying the whole measured ratio cost intelligibility on real voices (a female reader measured 1.33: the
-    clone's word error went from 0.21 to 0.38) with no gain in similarity over 3/4 of it (``benchmarks.quality``).
-    """
-    ratio = float(np.sqrt(tgt_formants[1] / src_formants[1] * tgt_formants[2] / src_formants[2]))
-    warp = 1.0 + WARP_SHARE * (ratio - 1.0)
-    return float(np.clip(round(warp, 3), WARP_RANGE[0], WARP_RANGE[-1]))
+def estimate_warp(src_profile: np.ndarray, tgt_profile: np.ndarray) -> float:
+    """Vocal-tract-length warp factor: the frequency scaling that best lines the target's formant profile up with
+    the base voice's over the base voice's F2-F3 region (highest correlation), within ``WARP_RANGE``."""
+    lo, hi = (_log_steps(f / PROFILE_LOW_HZ) for f in PROFILE_MATCH_HZ)
+    src = np.asarray(src_profile, np.float64)[lo:hi]
+    tgt = np.asarray(tgt_profile, np.float64)
+    best, best_score = 1.0, -np.inf
+    for shift in range(_log_steps(_WARP_SEARCH[0]), _log_steps(_WARP_SEARCH[1]) + 1):
+        window = tgt[lo + shift : hi + shift]
+        if len(window) < len(src) or window.std() == 0 or src.std() == 0:
+            continue
+        score = float(np.corrcoef(src, window)[0, 1])
+        if score > best_score:
+            best, best_score = float(np.exp(shift * PROFILE_STEP)), score
+    return float(np.clip(round(best, 3), WARP_RANGE[0], WARP_RANGE[-1]))
 
 
 def log_f0_stats(f0: np.ndarray) -> np.ndarray:
