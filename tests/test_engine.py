@@ -253,9 +253,10 @@ def test_warp_moves_spectral_peaks_and_keeps_the_edges() -> None:
     assert cv.warp_log_spectrum(log_sp, 1.0) is log_sp
 
 
-def _formant_profile(engine: ClassicEngine, x: np.ndarray) -> np.ndarray:
-    frames = cv.analyze(x, engine.codec, False)
-    return cv.formant_profile(x, engine.sample_rate, frames.f0, cv.speech_mask(x, engine.codec, frames))
+def _warp(engine: ClassicEngine, base: np.ndarray, target: np.ndarray) -> float:
+    """The warp from the voice in ``base`` to the voice in ``target``, as enrollment measures it."""
+    src, tgt = engine._speech(base), engine._speech(target)
+    return cv.estimate_warp(src.formants, tgt.formants, float(np.exp(tgt.f0[0] - src.f0[0])))
 
 
 def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
@@ -263,19 +264,33 @@ def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
 ) -> None:
     sr = classic_engine.sample_rate
     male, female = (audio.resample(*audio.decode(p), sr) for p in (speech_wav, other_speech_wav))
-    profiles = {"male": _formant_profile(classic_engine, male), "female": _formant_profile(classic_engine, female)}
-    for profile in profiles.values():
+    for x in (male, female):
+        profile = classic_engine._speech(x).formants
         assert profile.sum() == pytest.approx(1.0) and profile.min() >= 0.0
-    assert cv.estimate_warp(profiles["male"], profiles["female"]) > 1.08
-    assert cv.estimate_warp(profiles["female"], profiles["male"]) < 0.95
-    assert cv.estimate_warp(profiles["male"], profiles["male"]) == 1.0
+    assert _warp(classic_engine, male, female) > 1.08
+    assert _warp(classic_engine, female, male) < 0.95
+    assert _warp(classic_engine, male, male) == 1.0
     higher = audio.resample(male, sr, round(sr / 1.2))  # played at sr: every frequency 1.2 times higher
-    assert cv.estimate_warp(profiles["male"], _formant_profile(classic_engine, higher)) == pytest.approx(1.2, abs=0.02)
+    assert _warp(classic_engine, male, higher) == pytest.approx(1.2, abs=0.02)
     for factor in (1.4, 1.55):  # a child's vocal tract: found, and held to the most that keeps the words
-        much_higher = audio.resample(male, sr, round(sr / factor))
-        assert cv.estimate_warp(profiles["male"], _formant_profile(classic_engine, much_higher)) == cv.WARP_RANGE[1]
-    lower = audio.resample(male, sr, round(sr / 0.8))
-    assert cv.estimate_warp(profiles["male"], _formant_profile(classic_engine, lower)) == cv.WARP_RANGE[0]
+        assert _warp(classic_engine, male, audio.resample(male, sr, round(sr / factor))) == cv.WARP_RANGE[1]
+    assert _warp(classic_engine, male, audio.resample(male, sr, round(sr / 0.8))) == cv.WARP_RANGE[0]
+
+
+def test_the_pitch_decides_between_formant_alignments_that_fit_as_well() -> None:
+    """Resonances evenly spaced in log-frequency line up at every multiple of their spacing (1.2 here); of those
+    scalings the one nearest what the pitch ratio suggests is taken, and the profile alone decides otherwise."""
+    steps = np.arange(800)
+    comb = sum(np.exp(-0.5 * ((steps - (200 + 36.5 * k)) / 4.0) ** 2) for k in range(16))  # 36.5 steps = x1.2
+    profile = comb / comb.sum()
+    assert cv.estimate_warp(profile, profile, pitch_ratio=1.0) == 1.0
+    assert cv.estimate_warp(profile, profile, pitch_ratio=2.0) == pytest.approx(1.2, abs=0.01)  # not 1.0 or 1.44
+    assert cv.estimate_warp(profile, profile, pitch_ratio=0.5) == cv.WARP_RANGE[0]  # 1/1.2, held at the limit
+    single = np.exp(-0.5 * ((steps - 500) / 6.0) ** 2)
+    shifted = np.exp(-0.5 * ((steps - 500 - 36.5) / 6.0) ** 2)
+    assert cv.estimate_warp(single / single.sum(), shifted / shifted.sum(), pitch_ratio=1.0) == pytest.approx(
+        1.2, abs=0.01
+    )
 
 
 def test_a_room_or_noise_does_not_move_the_formant_warp(
@@ -286,8 +301,7 @@ def test_a_room_or_noise_does_not_move_the_formant_warp(
     measure, moved from 1.18 to 1.24 in this room: a widened formant let the next one take its place.)"""
     sr = classic_engine.sample_rate
     male, female = (audio.resample(*audio.decode(p), sr) for p in (speech_wav, other_speech_wav))
-    reference = _formant_profile(classic_engine, male)
-    clean = cv.estimate_warp(reference, _formant_profile(classic_engine, female))
+    clean = _warp(classic_engine, male, female)
     assert clean > 1.1
     rng = np.random.default_rng(5)
     noise = scipy.signal.lfilter([1.0], [1.0, -0.95], rng.standard_normal(len(female)))
@@ -295,8 +309,7 @@ def test_a_room_or_noise_does_not_move_the_formant_warp(
     active = female[np.abs(female) > 0.02 * np.abs(female).max()]
     noisy = female + noise * np.sqrt(np.mean(active**2) / 10 / np.mean(noise**2))
     for recording in (reverberate(female, sr, 0.6), reverberate(female, sr, 0.4), noisy.astype(np.float32)):
-        warp = cv.estimate_warp(reference, _formant_profile(classic_engine, recording))
-        assert warp == pytest.approx(clean, abs=0.02)
+        assert _warp(classic_engine, male, recording) == pytest.approx(clean, abs=0.02)
 
 
 def test_steady_noise_is_taken_out_of_the_voices_frames(classic_engine, other_speech_wav: Path) -> None:

@@ -232,7 +232,7 @@ class ClassicEngine:
             if not 0.5 <= ratio <= 2.0:
                 raise ValueError(f"the recording has {ratio:.1f} times the speech of its transcript read aloud")
             length_scale = float(np.clip(ratio, 0.8, 1.25))
-        warp = cv.estimate_warp(source.formants, target.formants)
+        warp = cv.estimate_warp(source.formants, target.formants, float(np.exp(target.f0[0] - source.f0[0])))
         tgt_c = cv.denoised_speech_mcep(target.frames, target.mask, self.codec)
         return cv.ConversionModel(
             f0_src=source.f0,
@@ -255,13 +255,14 @@ class ClassicEngine:
         model = cv.ConversionModel.from_arrays(prompt.arrays)
         if prompt.meta.get("base_model") == base.name:
             return model
-        key = (base.name, np.asarray(model.tgt_formants, np.float64).tobytes())  # all of the voice its base side uses
+        key = (base.name, model.tgt_formants.tobytes(), model.f0_tgt.tobytes())  # all of the voice its base side uses
         side = self._base_sides.get(key)
         if side is None:
             log.info("fitting an enrolled voice to the base voice %s", base.name)
             _, passage = text.reading_passage(base.language)
             source = self._base_reading(base, passage, reuse=True)
-            warp = cv.estimate_warp(source.formants, model.tgt_formants)
+            pitch_ratio = float(np.exp(model.f0_tgt[0] - source.f0[0]))
+            warp = cv.estimate_warp(source.formants, model.tgt_formants, pitch_ratio)
             side = {
                 "f0_src": source.f0,
                 "warp": np.array([warp]),
