@@ -159,6 +159,15 @@ def warp_log_spectrum(log_sp: np.ndarray, rho: float) -> np.ndarray:
     return log_sp[..., i0] * (1.0 - w) + log_sp[..., i0 + 1] * w
 
 
+def noise_frames(power: np.ndarray, speech: np.ndarray) -> np.ndarray | None:
+    """The frames that hold only the recording's steady noise: its quietest fifth (by ``power``) outside
+    ``speech``; None when there are fewer than 20 of them to average."""
+    if not len(power):
+        return None
+    quiet = ~speech & (power <= np.percentile(power, 20))
+    return quiet if quiet.sum() >= 20 else None
+
+
 PROFILE_STEP = 0.005  # log-frequency step of a formant profile (0.5 %), also the step of the warp search
 PROFILE_LOW_HZ, PROFILE_HIGH_HZ = 100.0, 6000.0
 PROFILE_MATCH_HZ = (1000.0, 3300.0)  # the base voice's F2-F3 region, which the target's profile is matched against
@@ -174,8 +183,8 @@ _PROFILE_BINS = _log_steps(PROFILE_HIGH_HZ / PROFILE_LOW_HZ)
 
 
 def _lpc_autocorrelations(x: np.ndarray, sample_rate: int, n_frames: int, every: int) -> tuple[np.ndarray, np.ndarray]:
-    """Autocorrelations (lags 0..order) of pre-emphasised 30 ms windows at 10 kHz, ``every`` 5 ms frames, with the
-    index of the analysis frame each window is centred on."""
+    """Autocorrelations (lags 0..order) of pre-emphasised 30 ms windows at ``_LPC_RATE``, ``every`` 5 ms frames,
+    with the index of the analysis frame each window is centred on."""
     y = audio.resample(np.asarray(x, np.float32), sample_rate, _LPC_RATE).astype(np.float64)
     y = np.append(y[:1], y[1:] - 0.63 * y[:-1])
     win, hop = int(0.03 * _LPC_RATE), int(FRAME_HOP_S * _LPC_RATE) * every
@@ -192,7 +201,7 @@ def _lpc_autocorrelations(x: np.ndarray, sample_rate: int, n_frames: int, every:
 
 
 def formant_profile(x: np.ndarray, sample_rate: int, f0: np.ndarray, mask: np.ndarray, every: int = 2) -> np.ndarray:
-    """Where a voice's resonances lie: the distribution over log-frequency of the LPC resonances (200-4500 Hz,
+    """Where a voice's resonances lie: the distribution over log-frequency of the LPC resonances (200-5600 Hz,
     bandwidth under 400 Hz) of its voiced frames, smoothed and summing to 1.
 
     The recording's steady noise is taken out of each window's autocorrelation first (the mean autocorrelation of
@@ -201,8 +210,8 @@ def formant_profile(x: np.ndarray, sample_rate: int, f0: np.ndarray, mask: np.nd
     widens one formant past the bandwidth limit shifts the others into its place (``docs/benchmarks.md``).
     """
     lags, frame = _lpc_autocorrelations(x, sample_rate, len(f0), every)
-    quiet = ~mask[frame] & (lags[:, 0] <= np.percentile(lags[:, 0], 20)) if len(lags) else np.zeros(0, bool)
-    if quiet.sum() >= 20:
+    quiet = noise_frames(lags[:, 0], mask[frame])
+    if quiet is not None:
         lags = lags - lags[quiet].mean(axis=0)
     found, frames = [], 0
     for r in lags[(f0[frame] > 0) & (lags[:, 0] > 1e-9)]:
@@ -246,11 +255,13 @@ def estimate_warp(src_profile: np.ndarray, tgt_profile: np.ndarray, pitch_ratio:
     lo, hi = (_log_steps(f / PROFILE_LOW_HZ) for f in PROFILE_MATCH_HZ)
     src = np.asarray(src_profile, np.float64)[lo:hi]
     tgt = np.asarray(tgt_profile, np.float64)
+    if src.std() == 0:
+        return 1.0
     expected = PITCH_PRIOR[0] * float(np.log(max(pitch_ratio, 1e-3)))
     best, best_score = 1.0, -np.inf
     for shift in range(_log_steps(_WARP_SEARCH[0]), _log_steps(_WARP_SEARCH[1]) + 1):
         window = tgt[lo + shift : hi + shift]
-        if len(window) < len(src) or window.std() == 0 or src.std() == 0:
+        if len(window) < len(src) or window.std() == 0:
             continue
         score = float(np.corrcoef(src, window)[0, 1]) - PITCH_PRIOR[1] * (shift * PROFILE_STEP - expected) ** 2
         if score > best_score:
@@ -292,9 +303,8 @@ def denoised_speech_mcep(frames: Frames, mask: np.ndarray, codec: SpectralCodec)
     subtracted in power (keeping at least ``NOISE_KEEP`` of each bin), so hum and hiss do not become part of the
     voice's frames and statistics. Without 20 such frames the envelopes stay as they are.
     """
-    power = frames.sp.sum(axis=1)
-    quiet = ~mask & (power <= np.percentile(power, 20))
-    if quiet.sum() < 20:
+    quiet = noise_frames(frames.sp.sum(axis=1), mask)
+    if quiet is None:
         return frames.mcep[mask, 1:]
     sp = frames.sp[mask]
     clean = np.maximum(sp - frames.sp[quiet].mean(axis=0), NOISE_KEEP * sp)
