@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pysptk
 import pytest
+import scipy.linalg
 import scipy.signal
 
 from benchmarks.quality import dtw_path
@@ -251,6 +252,53 @@ def test_warp_moves_spectral_peaks_and_keeps_the_edges() -> None:
     assert int(np.argmax(up)) == 120 and int(np.argmax(down)) == 90
     assert up[0] == log_sp[0] and up[-1] == pytest.approx(log_sp[-1])
     assert cv.warp_log_spectrum(log_sp, 1.0) is log_sp
+
+
+def test_lpc_resonances_are_the_poles_of_each_frames_predictor() -> None:
+    rng = np.random.default_rng(5)
+    windows = [scipy.signal.lfilter([1.0], np.poly(_poles(rng)), rng.normal(size=360)) for _ in range(40)]
+    lags = np.array([[w[: len(w) - k] @ w[k:] for k in range(15)] for w in windows])
+    lags = np.vstack([lags, np.zeros(15)])  # a silent window: the recursion breaks down and gives no pole
+    freq, bandwidth = cv.lpc_resonances(lags)
+    assert freq.shape == bandwidth.shape == (41, 14)
+    for row, f, b in zip(lags[:-1], freq[:-1], bandwidth[:-1], strict=True):
+        a = scipy.linalg.solve_toeplitz(row[:14], -row[1:15])
+        roots = np.roots(np.r_[1.0, a])
+        roots = roots[(roots.imag > 0) & (np.abs(roots) < 1.0)]
+        expected = np.sort(np.angle(roots) * 12000 / (2 * np.pi))
+        np.testing.assert_allclose(np.sort(f[np.isfinite(b)]), expected, atol=1e-6)
+        np.testing.assert_allclose(
+            np.sort(b[np.isfinite(b)]), np.sort(-np.log(np.abs(roots)) * 12000 / np.pi), rtol=1e-6, atol=1e-6
+        )
+    assert not np.isfinite(bandwidth[-1]).any() and not freq[-1].any()
+
+
+def _poles(rng: np.random.Generator) -> np.ndarray:
+    """Five resonances (conjugate pairs) at random frequencies and bandwidths, at 12 kHz."""
+    f, bw = rng.uniform(200, 5500, 5), rng.uniform(40, 600, 5)
+    r = np.exp(-np.pi * bw / 12000) * np.exp(2j * np.pi * f / 12000)
+    return np.r_[r, r.conj()]
+
+
+def test_envelopes_become_mel_cepstra_the_same_block_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = cv.codec_for(22050)
+    rng = np.random.default_rng(6)
+    sp = np.exp(rng.normal(size=(50, codec.fft_size // 2 + 1)))
+    rows = rng.random(50) < 0.6
+    noise = 0.3 * sp[~rows].mean(axis=0)
+    expected = cv.warp_log_spectrum(np.log(np.maximum(sp[rows] - noise, cv.NOISE_KEEP * sp[rows])), 1.1)
+    monkeypatch.setattr(cv, "ENVELOPE_BLOCK", 7)  # several blocks and a short last one
+    got = cv.envelope_mcep(sp, codec, rows=rows, noise=noise, warp=1.1)
+    np.testing.assert_allclose(got, expected @ codec.to_mcep, atol=1e-9)
+    np.testing.assert_allclose(cv.envelope_mcep(sp, codec), np.log(sp) @ codec.to_mcep, atol=1e-9)
+
+
+def test_a_recording_without_voice_fails_enrollment_with_a_transcript_as_without(classic_engine) -> None:
+    sr = classic_engine.sample_rate
+    hiss = (np.random.default_rng(7).normal(scale=0.01, size=4 * sr)).astype(np.float32)
+    for transcript in ("Good morning, this is a test of the voice.", None):
+        with pytest.raises(EngineError, match="cannot analyse the voice"):
+            classic_engine.prepare(EnrollmentSample(hiss, sr, "en", transcript))
 
 
 def _warp(engine: ClassicEngine, base: np.ndarray, target: np.ndarray) -> float:

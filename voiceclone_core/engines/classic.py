@@ -10,6 +10,7 @@ other than the one the voice was enrolled against, the model's base side is re-f
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -183,24 +184,32 @@ class ClassicEngine:
         )
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
-        """Fit the conversion from the base voice to the enrolled voice (see the module docstring)."""
+        """Fit the conversion from the base voice to the enrolled voice (see the module docstring).
+
+        With a transcript the base voice reads it (Piper, which leaves the interpreter free) while the recording
+        is analysed, so the two take the time of the longer rather than of both.
+        """
         base = self._base(sample.language if text.language_family(sample.language) in self.bases else None)
-        try:
-            target = self._speech(self._to_rate(sample.audio, sample.sample_rate))
-        except ValueError as exc:
-            raise EngineError(f"cannot analyse the voice: {exc}") from exc
         transcript = (sample.transcript or "").strip()
-        model = None
-        if transcript:
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="base-reading") as pool:
+            reading = pool.submit(self._base_reading, base, transcript, False) if transcript else None
             try:
-                model = self._fit(base, transcript, target, same_words=True)
+                target = self._speech(self._to_rate(sample.audio, sample.sample_rate))
             except ValueError as exc:
-                log.warning("transcript does not match the recording (%s); using the reading passage", exc)
+                if reading is not None:
+                    reading.cancel()
+                raise EngineError(f"cannot analyse the voice: {exc}") from exc
+            model = None
+            if reading is not None:
+                try:
+                    model = self._fit(reading.result(), target, same_words=True)
+                except ValueError as exc:
+                    log.warning("transcript does not match the recording (%s); using the reading passage", exc)
         reference = "transcript" if model is not None else "passage"
         try:
             if model is None:
                 _, passage = text.reading_passage(base.language)
-                model = self._fit(base, passage, target, same_words=False)
+                model = self._fit(self._base_reading(base, passage, reuse=True), target, same_words=False)
         except ValueError as exc:
             raise EngineError(f"cannot learn the voice: {exc}") from exc
         meta = {
@@ -223,9 +232,9 @@ class ClassicEngine:
             self._readings[key] = reading
         return reading
 
-    def _fit(self, base: BaseVoice, words: str, target: _Speech, same_words: bool) -> cv.ConversionModel:
-        """The base voice reads ``words`` (``same_words``: the recording's own transcript); fit the conversion."""
-        source = self._base_reading(base, words, reuse=not same_words)
+    def _fit(self, source: _Speech, target: _Speech, same_words: bool) -> cv.ConversionModel:
+        """Fit the conversion from the base voice's reading ``source`` (``same_words``: of the recording's own
+        transcript) to the recording ``target``."""
         length_scale = 1.0
         if same_words:  # the same words: the ratio of speech durations is the voice's speaking rate
             ratio = target.mask.sum() / max(source.mask.sum(), 1)
@@ -245,8 +254,7 @@ class ClassicEngine:
 
     def _base_frames(self, source: _Speech, warp: float) -> np.ndarray:
         """A base-voice reading's speech frames as mel-cepstra c1..cD after the formant warp."""
-        log_sp = cv.warp_log_spectrum(cv.log_envelope(source.frames.sp[source.mask]), warp)
-        return (log_sp @ self.codec.to_mcep)[:, 1:]
+        return cv.envelope_mcep(source.frames.sp, self.codec, rows=source.mask, warp=warp)[:, 1:]
 
     def _model_for(self, base: BaseVoice, prompt: VoicePrompt) -> cv.ConversionModel:
         """The prompt's model for speaking through ``base``: as fitted when ``base`` is the voice it was enrolled

@@ -26,7 +26,6 @@ from functools import lru_cache
 import numpy as np
 import pysptk
 import pyworld
-import scipy.linalg
 import scipy.ndimage
 
 from voiceclone_core import audio
@@ -81,6 +80,33 @@ def log_envelope(sp: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(sp, 1e-16))
 
 
+ENVELOPE_BLOCK = 2048  # frames converted at a time by envelope_mcep
+NOISE_KEEP = 0.2  # of each envelope bin's power that stays however much noise is taken out (-7 dB)
+
+
+def envelope_mcep(
+    sp: np.ndarray,
+    codec: SpectralCodec,
+    rows: np.ndarray | None = None,
+    noise: np.ndarray | None = None,
+    warp: float = 1.0,
+) -> np.ndarray:
+    """Mel-cepstra c0..cD of WORLD power envelopes ``sp`` (of the frames ``rows`` selects, a mask or indices).
+
+    ``noise``: a steady noise envelope subtracted in power first, keeping at least ``NOISE_KEEP`` of each bin;
+    ``warp``: the formant warp (:func:`warp_log_spectrum`) applied to the log envelopes. Done a block of frames at
+    a time, so that a minute of speech needs no temporaries of the envelopes' full size (tens of MB each).
+    """
+    index = np.arange(len(sp)) if rows is None else np.flatnonzero(rows) if rows.dtype == bool else rows
+    out = np.empty((len(index), codec.to_mcep.shape[1]))
+    for i in range(0, len(index), ENVELOPE_BLOCK):
+        block = sp[index[i : i + ENVELOPE_BLOCK]]
+        if noise is not None:
+            block = np.maximum(block - noise, NOISE_KEEP * block)
+        out[i : i + ENVELOPE_BLOCK] = warp_log_spectrum(log_envelope(block), warp) @ codec.to_mcep
+    return out
+
+
 def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True) -> Frames:
     """WORLD analysis with RAPT F0 (robust on low, creaky voices where DIO/Harvest double the pitch)."""
     x64 = np.ascontiguousarray(x, dtype=np.float64)
@@ -93,7 +119,7 @@ def analyze(x: np.ndarray, codec: SpectralCodec, with_aperiodicity: bool = True)
     if with_aperiodicity:  # aperiodicity varies slowly: estimate it every other frame (D4C dominates the cost)
         ap = pyworld.d4c(x64, np.ascontiguousarray(f0[::2]), np.ascontiguousarray(t[::2]), sr, fft_size=codec.fft_size)
         ap = np.repeat(ap, 2, axis=0)[: len(f0)]
-    mcep = log_envelope(sp) @ codec.to_mcep
+    mcep = envelope_mcep(sp, codec)
     return Frames(f0, sp, ap, mcep)
 
 
@@ -200,6 +226,33 @@ def _lpc_autocorrelations(x: np.ndarray, sample_rate: int, n_frames: int, every:
     return lags, np.minimum(centre.astype(int), n_frames - 1)
 
 
+def lpc_resonances(lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies and bandwidths (Hz at ``_LPC_RATE``) of the LPC poles of each row of autocorrelations
+    (N, order + 1), by Levinson-Durbin and the eigenvalues of the companion matrices, all rows at once. Each row
+    gives ``order // 2`` candidates; a pole that is not one of a conjugate pair inside the unit circle (and a row
+    whose recursion breaks down) gets frequency 0 and infinite bandwidth."""
+    n, p = len(lags), lags.shape[1] - 1
+    a = np.zeros((n, p))
+    err = lags[:, 0].copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(p):
+            k = -(lags[:, i + 1] + (a[:, :i] * lags[:, i:0:-1]).sum(axis=1)) / err
+            if i:
+                a[:, :i] += k[:, None] * a[:, i - 1 :: -1]
+            a[:, i] = k
+            err = err * (1.0 - k * k)
+    ok = np.isfinite(a).all(axis=1)
+    companion = np.zeros((n, p, p))
+    companion[:, 0, :] = -np.where(ok[:, None], a, 0.0)
+    companion[:, np.arange(1, p), np.arange(p - 1)] = 1.0
+    roots = np.linalg.eigvals(companion)
+    pole = ok[:, None] & (roots.imag > 0) & (np.abs(roots) < 1.0)
+    roots = np.where(pole, roots, 0.5j)  # a placeholder inside the circle, masked out below
+    freq = np.where(pole, np.angle(roots) * _LPC_RATE / (2 * np.pi), 0.0)
+    bandwidth = np.where(pole, -np.log(np.abs(roots)) * _LPC_RATE / np.pi, np.inf)
+    return freq, bandwidth
+
+
 def formant_profile(x: np.ndarray, sample_rate: int, f0: np.ndarray, mask: np.ndarray, every: int = 2) -> np.ndarray:
     """Where a voice's resonances lie: the distribution over log-frequency of the LPC resonances (200-5600 Hz,
     bandwidth under 400 Hz) of its voiced frames, smoothed and summing to 1.
@@ -213,20 +266,13 @@ def formant_profile(x: np.ndarray, sample_rate: int, f0: np.ndarray, mask: np.nd
     quiet = noise_frames(lags[:, 0], mask[frame])
     if quiet is not None:
         lags = lags - lags[quiet].mean(axis=0)
+    lags = lags[(f0[frame] > 0) & (lags[:, 0] > 1e-9)]
     found, frames = [], 0
-    for r in lags[(f0[frame] > 0) & (lags[:, 0] > 1e-9)]:
-        try:
-            a = scipy.linalg.solve_toeplitz(r[:_LPC_ORDER], -r[1 : _LPC_ORDER + 1])
-        except np.linalg.LinAlgError:
-            continue
-        roots = np.roots(np.r_[1.0, a])
-        roots = roots[(np.imag(roots) > 0) & (np.abs(roots) < 1.0)]
-        freq = np.angle(roots) * _LPC_RATE / (2 * np.pi)
-        bandwidth = -np.log(np.abs(roots)) * _LPC_RATE / np.pi
-        freq = freq[(freq > 200) & (freq < 5600) & (bandwidth < 400)]
-        if len(freq) >= 3:
-            frames += 1
-        found.append(freq)
+    for i in range(0, len(lags), 2048):  # bounded memory however long the recording
+        freq, bandwidth = lpc_resonances(lags[i : i + 2048])
+        keep = (freq > 200) & (freq < 5600) & (bandwidth < 400)
+        frames += int((keep.sum(axis=1) >= 3).sum())
+        found.append(freq[keep])
     if frames < 20:
         raise ValueError("too little voiced speech to measure formants")
     steps = np.log(np.concatenate(found) / PROFILE_LOW_HZ) / PROFILE_STEP
@@ -293,9 +339,6 @@ BANK_STEP = 2  # bank frames every 10 ms
 BANK_MAX = 6000  # at most a minute of speech frames in the bank
 
 
-NOISE_KEEP = 0.2  # of each envelope bin's power that stays however much noise is taken out (-7 dB)
-
-
 def denoised_speech_mcep(frames: Frames, mask: np.ndarray, codec: SpectralCodec) -> np.ndarray:
     """c1..cD of the speech frames (``mask``) with the recording's steady noise taken out of their envelopes.
 
@@ -306,9 +349,7 @@ def denoised_speech_mcep(frames: Frames, mask: np.ndarray, codec: SpectralCodec)
     quiet = noise_frames(frames.sp.sum(axis=1), mask)
     if quiet is None:
         return frames.mcep[mask, 1:]
-    sp = frames.sp[mask]
-    clean = np.maximum(sp - frames.sp[quiet].mean(axis=0), NOISE_KEEP * sp)
-    return (log_envelope(clean) @ codec.to_mcep)[:, 1:]
+    return envelope_mcep(frames.sp, codec, rows=mask, noise=frames.sp[quiet].mean(axis=0))[:, 1:]
 
 
 def base_statistics(src: np.ndarray) -> dict[str, np.ndarray]:
