@@ -140,7 +140,7 @@ def test_frame_selection_finds_the_same_sound_in_another_speakers_space() -> Non
     src = (sounds[which] * scale + offset) + rng.normal(scale=0.15, size=(900, 24))
     arrays = cv.fit_selection(src, tgt)
     model = cv.ConversionModel(
-        np.zeros(2), np.zeros(2), **arrays, length_scale=np.ones(1), warp=np.ones(1), tgt_formants=np.ones(3)
+        np.zeros(2), np.zeros(2), **arrays, length_scale=np.ones(1), warp=np.ones(1), tgt_profile=np.ones(3)
     )
     conv = cv.convert_mcep(src, model)
     nearest = np.argmin(((conv[:, None, :] - sounds[None]) ** 2).sum(axis=2), axis=1)
@@ -304,7 +304,7 @@ def test_a_recording_without_voice_fails_enrollment_with_a_transcript_as_without
 def _warp(engine: ClassicEngine, base: np.ndarray, target: np.ndarray) -> float:
     """The warp from the voice in ``base`` to the voice in ``target``, as enrollment measures it."""
     src, tgt = engine._speech(base), engine._speech(target)
-    return cv.estimate_warp(src.formants, tgt.formants, float(np.exp(tgt.f0[0] - src.f0[0])))
+    return cv.estimate_warp(src.profile, tgt.profile, float(np.exp(tgt.f0[0] - src.f0[0])))
 
 
 def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
@@ -313,7 +313,7 @@ def test_formant_warp_tells_a_longer_vocal_tract_from_a_shorter(
     sr = classic_engine.sample_rate
     male, female = (audio.resample(*audio.decode(p), sr) for p in (speech_wav, other_speech_wav))
     for x in (male, female):
-        profile = classic_engine._speech(x).formants
+        profile = classic_engine._speech(x).profile
         assert profile.sum() == pytest.approx(1.0) and profile.min() >= 0.0
     assert _warp(classic_engine, male, female) > 1.08
     assert _warp(classic_engine, female, male) < 0.95
@@ -428,7 +428,7 @@ def test_any_piper_voice_in_the_models_dir_can_be_a_base_for_another_language(tm
             **cv.fit_selection(np.zeros((40, 24)), np.zeros((40, 24))),
             length_scale=np.ones(1),
             warp=np.ones(1),
-            tgt_formants=np.full(800, 1 / 800),
+            tgt_profile=np.full(800, 1 / 800),
         ).to_arrays(),
     )
     out = list(engine.synthesize("Guten Tag.", prompt, SynthesisOptions("de")))

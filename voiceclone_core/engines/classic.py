@@ -38,7 +38,7 @@ from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "6"
+ENGINE_VERSION = "7"
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -128,7 +128,7 @@ class _Speech:
     frames: cv.Frames
     mask: np.ndarray
     f0: np.ndarray
-    formants: np.ndarray  # cv.formant_profile
+    profile: np.ndarray  # cv.formant_profile
 
 
 class ClassicEngine:
@@ -241,7 +241,7 @@ class ClassicEngine:
             if not 0.5 <= ratio <= 2.0:
                 raise ValueError(f"the recording has {ratio:.1f} times the speech of its transcript read aloud")
             length_scale = float(np.clip(ratio, 0.8, 1.25))
-        warp = cv.estimate_warp(source.formants, target.formants, float(np.exp(target.f0[0] - source.f0[0])))
+        warp = cv.estimate_warp(source.profile, target.profile, float(np.exp(target.f0[0] - source.f0[0])))
         tgt_c = cv.denoised_speech_mcep(target.frames, target.mask, self.codec)
         return cv.ConversionModel(
             f0_src=source.f0,
@@ -249,7 +249,7 @@ class ClassicEngine:
             **cv.fit_selection(self._base_frames(source, warp), tgt_c),
             length_scale=np.array([length_scale]),
             warp=np.array([warp]),
-            tgt_formants=target.formants,
+            tgt_profile=target.profile,
         )
 
     def _base_frames(self, source: _Speech, warp: float) -> np.ndarray:
@@ -263,14 +263,14 @@ class ClassicEngine:
         model = cv.ConversionModel.from_arrays(prompt.arrays)
         if prompt.meta.get("base_model") == base.name:
             return model
-        key = (base.name, model.tgt_formants.tobytes(), model.f0_tgt.tobytes())  # all of the voice its base side uses
+        key = (base.name, model.tgt_profile.tobytes(), model.f0_tgt.tobytes())  # all of the voice its base side uses
         side = self._base_sides.get(key)
         if side is None:
             log.info("fitting an enrolled voice to the base voice %s", base.name)
             _, passage = text.reading_passage(base.language)
             source = self._base_reading(base, passage, reuse=True)
             pitch_ratio = float(np.exp(model.f0_tgt[0] - source.f0[0]))
-            warp = cv.estimate_warp(source.formants, model.tgt_formants, pitch_ratio)
+            warp = cv.estimate_warp(source.profile, model.tgt_profile, pitch_ratio)
             side = {
                 "f0_src": source.f0,
                 "warp": np.array([warp]),
