@@ -287,8 +287,8 @@ def test_envelopes_become_mel_cepstra_the_same_block_by_block(monkeypatch: pytes
     rows = rng.random(50) < 0.6
     noise = 0.3 * sp[~rows].mean(axis=0)
     expected = cv.warp_log_spectrum(np.log(np.maximum(sp[rows] - noise, cv.NOISE_KEEP * sp[rows])), 1.1)
-    monkeypatch.setattr(cv, "ENVELOPE_BLOCK", 7)  # several blocks and a short last one
-    got = cv.envelope_mcep(sp, codec, rows=rows, noise=noise, warp=1.1)
+    monkeypatch.setattr(cv, "BLOCK", 7)  # several blocks and a short last one
+    got = cv.envelope_mcep(sp, codec, mask=rows, noise=noise, warp=1.1)
     np.testing.assert_allclose(got, expected @ codec.to_mcep, atol=1e-9)
     np.testing.assert_allclose(cv.envelope_mcep(sp, codec), np.log(sp) @ codec.to_mcep, atol=1e-9)
 

@@ -195,9 +195,7 @@ class ClassicEngine:
             reading = pool.submit(self._base_reading, base, transcript, False) if transcript else None
             try:
                 target = self._speech(self._to_rate(sample.audio, sample.sample_rate))
-            except ValueError as exc:
-                if reading is not None:
-                    reading.cancel()
+            except ValueError as exc:  # leaving the pool waits for the reading: no thread outlives the call
                 raise EngineError(f"cannot analyse the voice: {exc}") from exc
             model = None
             if reading is not None:
@@ -254,7 +252,7 @@ class ClassicEngine:
 
     def _base_frames(self, source: _Speech, warp: float) -> np.ndarray:
         """A base-voice reading's speech frames as mel-cepstra c1..cD after the formant warp."""
-        return cv.envelope_mcep(source.frames.sp, self.codec, rows=source.mask, warp=warp)[:, 1:]
+        return cv.envelope_mcep(source.frames.sp, self.codec, mask=source.mask, warp=warp)[:, 1:]
 
     def _model_for(self, base: BaseVoice, prompt: VoicePrompt) -> cv.ConversionModel:
         """The prompt's model for speaking through ``base``: as fitted when ``base`` is the voice it was enrolled

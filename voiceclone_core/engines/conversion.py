@@ -80,30 +80,31 @@ def log_envelope(sp: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(sp, 1e-16))
 
 
-ENVELOPE_BLOCK = 2048  # frames converted at a time by envelope_mcep
+# Frames (or LPC windows) processed at a time wherever a minute of them would need temporaries of tens of MB.
+BLOCK = 2048
 NOISE_KEEP = 0.2  # of each envelope bin's power that stays however much noise is taken out (-7 dB)
 
 
 def envelope_mcep(
     sp: np.ndarray,
     codec: SpectralCodec,
-    rows: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
     noise: np.ndarray | None = None,
     warp: float = 1.0,
 ) -> np.ndarray:
-    """Mel-cepstra c0..cD of WORLD power envelopes ``sp`` (of the frames ``rows`` selects, a mask or indices).
+    """Mel-cepstra c0..cD of WORLD power envelopes ``sp`` (of the frames ``mask`` selects; all without one).
 
     ``noise``: a steady noise envelope subtracted in power first, keeping at least ``NOISE_KEEP`` of each bin;
-    ``warp``: the formant warp (:func:`warp_log_spectrum`) applied to the log envelopes. Done a block of frames at
+    ``warp``: the formant warp (:func:`warp_log_spectrum`) applied to the log envelopes. Done ``BLOCK`` frames at
     a time, so that a minute of speech needs no temporaries of the envelopes' full size (tens of MB each).
     """
-    index = np.arange(len(sp)) if rows is None else np.flatnonzero(rows) if rows.dtype == bool else rows
+    index = np.arange(len(sp)) if mask is None else np.flatnonzero(mask)
     out = np.empty((len(index), codec.to_mcep.shape[1]))
-    for i in range(0, len(index), ENVELOPE_BLOCK):
-        block = sp[index[i : i + ENVELOPE_BLOCK]]
+    for i in range(0, len(index), BLOCK):
+        block = sp[index[i : i + BLOCK]]
         if noise is not None:
             block = np.maximum(block - noise, NOISE_KEEP * block)
-        out[i : i + ENVELOPE_BLOCK] = warp_log_spectrum(log_envelope(block), warp) @ codec.to_mcep
+        out[i : i + BLOCK] = warp_log_spectrum(log_envelope(block), warp) @ codec.to_mcep
     return out
 
 
@@ -218,10 +219,10 @@ def _lpc_autocorrelations(x: np.ndarray, sample_rate: int, n_frames: int, every:
         return np.zeros((0, _LPC_ORDER + 1)), np.zeros(0, int)
     starts = np.lib.stride_tricks.sliding_window_view(y, win)[::hop]
     lags = np.empty((len(starts), _LPC_ORDER + 1))
-    for i in range(0, len(starts), 2048):  # a few MB at a time, however long the recording
-        windows = starts[i : i + 2048] * np.hamming(win)
+    for i in range(0, len(starts), BLOCK):
+        windows = starts[i : i + BLOCK] * np.hamming(win)
         for k in range(_LPC_ORDER + 1):
-            lags[i : i + 2048, k] = (windows[:, : win - k] * windows[:, k:]).sum(axis=1)
+            lags[i : i + BLOCK, k] = (windows[:, : win - k] * windows[:, k:]).sum(axis=1)
     centre = (np.arange(len(starts)) * hop + win / 2) / _LPC_RATE / FRAME_HOP_S
     return lags, np.minimum(centre.astype(int), n_frames - 1)
 
@@ -268,8 +269,8 @@ def formant_profile(x: np.ndarray, sample_rate: int, f0: np.ndarray, mask: np.nd
         lags = lags - lags[quiet].mean(axis=0)
     lags = lags[(f0[frame] > 0) & (lags[:, 0] > 1e-9)]
     found, frames = [], 0
-    for i in range(0, len(lags), 2048):  # bounded memory however long the recording
-        freq, bandwidth = lpc_resonances(lags[i : i + 2048])
+    for i in range(0, len(lags), BLOCK):
+        freq, bandwidth = lpc_resonances(lags[i : i + BLOCK])
         keep = (freq > 200) & (freq < 5600) & (bandwidth < 400)
         frames += int((keep.sum(axis=1) >= 3).sum())
         found.append(freq[keep])
@@ -351,7 +352,7 @@ def denoised_speech_mcep(frames: Frames, mask: np.ndarray, codec: SpectralCodec)
     quiet = noise_frames(frames.sp.sum(axis=1), mask)
     if quiet is None:
         return frames.mcep[mask, 1:]
-    return envelope_mcep(frames.sp, codec, rows=mask, noise=frames.sp[quiet].mean(axis=0))[:, 1:]
+    return envelope_mcep(frames.sp, codec, mask=mask, noise=frames.sp[quiet].mean(axis=0))[:, 1:]
 
 
 def base_statistics(src: np.ndarray) -> dict[str, np.ndarray]:
