@@ -16,6 +16,10 @@ enrolled from up to 60 s of its recordings, with and without their transcript, a
 variants (a room of RT60 0.3 s and 0.6 s, pink noise with hum at 20 dB SNR); the clone speaks the English held-out
 sentences; SECS is against the centroid of the speaker's own held-out recordings, the ceiling is the speaker's own
 enrollment utterances against that centroid. No MCD there (there is no parallel English reading of the speaker).
+Word error there is paired (each base reading and its conversion); ``--readings N`` has the base voice read every
+sentence N times (Piper samples its durations and noise, so one reading is one draw), and each row carries a 90 %
+interval for the clone's word error minus the base's, by resampling the sentences (paired bootstrap).
+``--only NAME,...`` and ``--transcript yes|no`` pick rows.
 
 Run: ``python -m benchmarks.quality`` (add ``--no-transcript`` to also measure enrollment without a transcript).
 Needs the ``quality`` extra (resemblyzer, pocketsphinx) and festival/espeak-ng (scripts/setup.sh installs them).
@@ -219,11 +223,25 @@ def evaluate(engine: ClassicEngine, judge: Judge, speaker: str, use_transcript: 
     return out
 
 
-def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool, variant: str) -> dict:
+def word_error_interval(base: np.ndarray, clone: np.ndarray, words: np.ndarray, runs: int = 2000) -> tuple:
+    """90 % interval of (clone - base) word error rate, resampling the sentences with their paired errors.
+
+    ``base``, ``clone``: word errors per sentence; ``words``: reference words per sentence.
+    """
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(words), size=(runs, len(words)))
+    diffs = (clone[pick].sum(1) - base[pick].sum(1)) / np.maximum(words[pick].sum(1), 1)
+    lo, hi = np.quantile(diffs, [0.05, 0.95])
+    return float(lo), float(hi)
+
+
+def evaluate_real(
+    engine: ClassicEngine, judge: Judge, spk, use_transcript: bool, variant: str, readings: int = 1
+) -> dict:
     """One real speaker (``benchmarks.real_speakers``), enrolled as recorded or in a household ``variant``.
 
-    Base and clone are paired: each sentence is read once by the base voice (at the voice's pace) and the clone is
-    that reading converted, so the difference in word error is the conversion's and not Piper's sampling.
+    Base and clone are paired: each sentence is read ``readings`` times by the base voice (at the voice's pace) and
+    the clone is each reading converted, so the difference in word error is the conversion's and not Piper's sampling.
     """
     from benchmarks import real_speakers
 
@@ -247,15 +265,19 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
     texts = [corpus.SENTENCES[i] for i in corpus.HELD_OUT]
     pace = engine.reading_pace(prompt)
     for i, ref_text in enumerate([*texts, *corpus.WER_ONLY]):
-        reading = list(base.speak(ref_text, pace))  # the clone is this very reading converted: paired
-        clone = np.concatenate(list(engine.convert(reading, prompt, opts)))
-        outs = {"base": np.concatenate(reading), "clone": clone}
-        for k, y in outs.items():
-            if i < len(texts):
-                rows[k]["secs"].append(cosine(judge.embed(y, engine.sample_rate), centroid))
-            e, n = word_errors(ref_text, judge.transcribe(y, engine.sample_rate))
-            rows[k]["err"].append(e)
-            rows[k]["n"].append(n)
+        for k in rows:
+            rows[k]["err"].append(0)
+            rows[k]["n"].append(0)
+        for draw in range(readings):
+            reading = list(base.speak(ref_text, pace))  # the clone is this very reading converted: paired
+            clone = np.concatenate(list(engine.convert(reading, prompt, opts)))
+            outs = {"base": np.concatenate(reading), "clone": clone}
+            for k, y in outs.items():
+                if i < len(texts) and draw == 0:
+                    rows[k]["secs"].append(cosine(judge.embed(y, engine.sample_rate), centroid))
+                e, n = word_errors(ref_text, judge.transcribe(y, engine.sample_rate))
+                rows[k]["err"][-1] += e
+                rows[k]["n"][-1] += n
     out = {
         "speaker": spk.name,
         "variant": variant,
@@ -272,23 +294,29 @@ def evaluate_real(engine: ClassicEngine, judge: Judge, spk, use_transcript: bool
         out[k] = {"secs": float(np.mean(r["secs"])), "wer": sum(r["err"]) / max(sum(r["n"]), 1)}
     a, b, c = out["base"]["secs"], out["clone"]["secs"], ceiling
     out["gap_closed"] = (b - a) / (c - a) if c > a else float("nan")
+    out["readings"] = readings
+    out["wer_diff_90"] = word_error_interval(
+        *(np.array(x) for x in (rows["base"]["err"], rows["clone"]["err"], rows["base"]["n"]))
+    )
     return out
 
 
 def print_real_table(results: list[dict]) -> None:
     print(
         "| speaker | variant | transcript | mode | warp | enroll s | SECS base | clone | ceiling | gap closed | "
-        "WER base | WER clone | RT60 est. s | SNR est. dB | warnings |"
+        "WER base | WER clone | clone − base, 90 % | RT60 est. s | SNR est. dB | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rt = "-" if r["rt60_s"] is None else f"{r['rt60_s']:.2f}"
         warns = "; ".join(w.split(" (")[0] for w in r["warnings"]) or "-"
+        lo, hi = r["wer_diff_90"]
         print(
             f"| {r['speaker']} | {r['variant']} | {'yes' if r['transcript'] else 'no'} | {r['mode']} | "
             f"{r['warp'] or '-'} | {r['enroll_s']:.1f} | {r['base']['secs']:.3f} | {r['clone']['secs']:.3f} | "
             f"{r['ceiling']:.3f} | "
-            f"{r['gap_closed']:.2f} | {r['base']['wer']:.2f} | {r['clone']['wer']:.2f} | {rt} | "
+            f"{r['gap_closed']:.2f} | {r['base']['wer']:.2f} | {r['clone']['wer']:.2f} | "
+            f"{r['clone']['wer'] - r['base']['wer']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {rt} | "
             f"{r['snr_db']:.0f} | {warns} |"
         )
 
@@ -328,6 +356,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=RESULTS / "corpus")
     ap.add_argument("--real", type=Path, help="real-speaker mode: a folder made by get_real_speech.sh")
     ap.add_argument("--variants", default="clean,room0.3,room0.6,noise20", help="real-speaker mode: conditions")
+    ap.add_argument("--readings", type=int, default=1, help="real-speaker mode: base readings of each sentence")
+    ap.add_argument("--only", help="real-speaker mode: these speakers (comma-separated names)")
+    ap.add_argument("--transcript", choices=("yes", "no", "both"), default="both", help="real-speaker mode")
     args = ap.parse_args()
     engine = create_engine(Settings())
     assert isinstance(engine, ClassicEngine)
@@ -336,10 +367,14 @@ def main() -> None:
         from benchmarks import real_speakers
 
         real = []
+        only = set(args.only.split(",")) if args.only else None
+        transcripts = {"yes": (True,), "no": (False,), "both": (True, False)}[args.transcript]
         for spk in real_speakers.speakers(args.real):
+            if only is not None and spk.name not in only:
+                continue
             for variant in args.variants.split(","):
-                for use_transcript in (True, False):
-                    real.append(evaluate_real(engine, judge, spk, use_transcript, variant))
+                for use_transcript in transcripts:
+                    real.append(evaluate_real(engine, judge, spk, use_transcript, variant, args.readings))
                     print_real_table(real[-1:])
         print()
         print_real_table(real)
