@@ -157,6 +157,33 @@ def _median_f0(x: np.ndarray, sr: int) -> float:
     return float(np.median(f0[f0 > 0]))
 
 
+def test_a_recordings_pitch_spread_ignores_octave_jumps() -> None:
+    rng = np.random.default_rng(3)
+    steady = np.exp(np.log(200.0) + rng.normal(scale=0.12, size=3000))  # log-F0 spread 0.12
+    tracked = steady.copy()
+    jumps = rng.choice(len(tracked), 240, replace=False)  # 8 % octave errors, up and down
+    tracked[jumps[:120]] *= 2
+    tracked[jumps[120:]] /= 2
+    tracked[::7] = 0  # unvoiced frames do not count
+    assert cv.log_f0_stats(tracked, robust=True)[1] == pytest.approx(0.12, rel=0.15)
+    assert cv.log_f0_stats(tracked)[1] > 1.5 * 0.12  # the standard deviation is widened by the jumps
+    assert cv.log_f0_stats(steady, robust=True)[1] == pytest.approx(cv.log_f0_stats(steady)[1], rel=0.1)
+
+
+def test_enrollment_keeps_the_voices_pitch_spread_when_a_part_jumps_an_octave(
+    classic_engine, other_speech_wav: Path
+) -> None:
+    clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)
+    fifth = len(clean) // 5
+    up = audio.resample(clean[:fifth], sr, sr // 2)  # a fifth of the recording an octave higher (as if mistracked)
+    jumpy = np.concatenate([up, clean[fifth:]]).astype(np.float32)
+    spreads = []
+    for x in (clean, jumpy):
+        prompt = classic_engine.prepare(EnrollmentSample(x, sr, "en", None))
+        spreads.append(cv.ConversionModel.from_arrays(prompt.arrays).f0_tgt[1])
+    assert spreads[1] == pytest.approx(spreads[0], rel=0.25)
+
+
 @pytest.fixture(scope="module")
 def female_prompt(classic_engine, other_speech_wav: Path):
     clean, sr, _ = audio.clean_for_enrollment(other_speech_wav, target_sr=classic_engine.sample_rate)

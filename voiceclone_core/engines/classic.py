@@ -38,7 +38,7 @@ from voiceclone_core.models import MANIFEST
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "7"
+ENGINE_VERSION = "8"
 
 
 def _piper_voice_files(name_or_path: str, models_dir: Path) -> Path:
@@ -176,12 +176,13 @@ class ClassicEngine:
     def _to_rate(self, x: np.ndarray, sr: int) -> np.ndarray:
         return x if sr == self.sample_rate else audio.resample(x, sr, self.sample_rate)
 
-    def _speech(self, x: np.ndarray) -> _Speech:
+    def _speech(self, x: np.ndarray, recording: bool = False) -> _Speech:
+        """Analyse speech: a base voice's reading, or (``recording``) an enrolled recording, whose pitch spread
+        is measured robustly."""
         frames = cv.analyze(x, self.codec, with_aperiodicity=False)
         mask = cv.speech_mask(x, self.codec, frames)
-        return _Speech(
-            frames, mask, cv.log_f0_stats(frames.f0[mask]), cv.formant_profile(x, self.sample_rate, frames.f0, mask)
-        )
+        pitch = cv.log_f0_stats(frames.f0[mask], robust=recording)
+        return _Speech(frames, mask, pitch, cv.formant_profile(x, self.sample_rate, frames.f0, mask))
 
     def prepare(self, sample: EnrollmentSample) -> VoicePrompt:
         """Fit the conversion from the base voice to the enrolled voice (see the module docstring).
@@ -194,7 +195,7 @@ class ClassicEngine:
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="base-reading") as pool:
             reading = pool.submit(self._base_reading, base, transcript, False) if transcript else None
             try:
-                target = self._speech(self._to_rate(sample.audio, sample.sample_rate))
+                target = self._speech(self._to_rate(sample.audio, sample.sample_rate), recording=True)
             except ValueError as exc:  # leaving the pool waits for the reading: no thread outlives the call
                 raise EngineError(f"cannot analyse the voice: {exc}") from exc
             model = None

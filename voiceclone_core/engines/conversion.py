@@ -2,7 +2,7 @@
 
 The conversion works on WORLD parameters (F0 by RAPT, spectral envelope by CheapTrick, aperiodicity by D4C):
 
-* F0: log-linear transform (mean and standard deviation of voiced log-F0 matched to the target).
+* F0: log-linear transform (mean and spread of voiced log-F0 matched to the target; see ``log_f0_stats``).
 * Vocal tract: the base envelope is warped along frequency by the scaling that lines the target's formant profile
   (where its LPC resonances lie, :func:`formant_profile`) up with the base voice's, which moves formants with their
   fine detail intact.
@@ -146,7 +146,7 @@ class ConversionModel:
     the rest describes the target alone, so the base side can be fitted again for any other base voice.
     """
 
-    f0_src: np.ndarray  # [mean, std] of voiced log-F0
+    f0_src: np.ndarray  # [mean, spread] of voiced log-F0 (``log_f0_stats``)
     f0_tgt: np.ndarray
     src_mean: np.ndarray  # (D,) mean and standard deviation of the base voice's c1..cD (after the warp)
     src_std: np.ndarray
@@ -316,12 +316,27 @@ def estimate_warp(src_profile: np.ndarray, tgt_profile: np.ndarray, pitch_ratio:
     return float(np.clip(round(best, 3), WARP_RANGE[0], WARP_RANGE[-1]))
 
 
-def log_f0_stats(f0: np.ndarray) -> np.ndarray:
-    """Mean and standard deviation of log-F0 over voiced frames."""
+IQR_TO_SIGMA = 1.349  # a normal distribution's interquartile range in standard deviations
+
+
+def log_f0_stats(f0: np.ndarray, robust: bool = False) -> np.ndarray:
+    """Mean and spread of log-F0 over voiced frames.
+
+    The spread is the standard deviation, or with ``robust`` the interquartile range over ``IQR_TO_SIGMA``: the
+    same number for a normal distribution, but a recording's octave errors and shouted or reverberant tails do not
+    widen it. Enrolled recordings are measured robustly (engine version 8): a spread widened by such tails swung the
+    clone's pitch further than the voice does and cost words (docs/benchmarks.md); the base voice's clean
+    synthetic speech keeps the standard deviation, which measured better on its side.
+    """
     voiced = np.log(f0[f0 > 0])
     if len(voiced) < 20:
         raise ValueError("too little voiced speech to measure pitch")
-    return np.array([voiced.mean(), max(voiced.std(), 1e-3)])
+    if robust:
+        q1, q3 = np.percentile(voiced, [25, 75])
+        spread = (q3 - q1) / IQR_TO_SIGMA
+    else:
+        spread = voiced.std()
+    return np.array([voiced.mean(), max(float(spread), 1e-3)])
 
 
 def convert_f0(f0: np.ndarray, model: ConversionModel, strength: float = 1.0) -> np.ndarray:
