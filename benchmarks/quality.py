@@ -15,7 +15,9 @@ Real-speaker mode (``--real DIR``, a folder made by ``../shared/data/get_real_sp
 enrolled from up to 60 s of its recordings, with and without their transcript, as recorded and in three household
 variants (a room of RT60 0.3 s and 0.6 s, pink noise with hum at 20 dB SNR); the clone speaks the English held-out
 sentences; SECS is against the centroid of the speaker's own held-out recordings, the ceiling is the speaker's own
-enrollment utterances against that centroid. No MCD there (there is no parallel English reading of the speaker).
+enrollment utterances against that centroid. MCD there only for speakers of the base voice's language (English):
+base and clone read the texts of up to ``MCD_UTTERANCES`` of the speaker's held-out recordings, which are the
+reference (the others have no reading of their own in English).
 Word error there is paired (each base reading and its conversion); ``--readings N`` has the base voice read every
 sentence N times (Piper samples its durations and noise, so one reading is one draw), and each row carries a 90 %
 interval for the clone's word error minus the base's, by resampling the sentences (paired bootstrap).
@@ -279,6 +281,7 @@ def evaluate_real(
                 rows[k]["err"][-1] += e
                 rows[k]["n"][-1] += n
     out = {
+        "mcd": parallel_mcd(engine, spk, prompt, pace, opts) if language == "en" else None,
         "speaker": spk.name,
         "variant": variant,
         "transcript": use_transcript,
@@ -301,22 +304,39 @@ def evaluate_real(
     return out
 
 
+MCD_UTTERANCES = 5
+
+
+def parallel_mcd(engine: ClassicEngine, spk, prompt, pace: float, opts: SynthesisOptions) -> dict[str, float]:
+    """Mean MCD (dB) of the base voice's and the clone's readings of the speaker's held-out texts against the
+    speaker's own recordings of them (DTW-aligned; ``distortion``)."""
+    out: dict[str, list[float]] = {"base": [], "clone": []}
+    for ref, words in list(zip(spk.held_out, spk.held_out_texts, strict=True))[:MCD_UTTERANCES]:
+        reading = list(engine.bases["en"].speak(words, pace))
+        clone = np.concatenate(list(engine.convert(reading, prompt, opts)))
+        for k, y in (("base", np.concatenate(reading)), ("clone", clone)):
+            y16 = audio.resample(y, engine.sample_rate, spk.sample_rate)
+            out[k].append(distortion(y16, ref, spk.sample_rate)[0])
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
 def print_real_table(results: list[dict]) -> None:
     print(
         "| speaker | variant | transcript | mode | warp | enroll s | SECS base | clone | ceiling | gap closed | "
-        "WER base | WER clone | clone − base, 90 % | RT60 est. s | SNR est. dB | warnings |"
+        "WER base | WER clone | clone − base, 90 % | MCD base → clone | RT60 est. s | SNR est. dB | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rt = "-" if r["rt60_s"] is None else f"{r['rt60_s']:.2f}"
         warns = "; ".join(w.split(" (")[0] for w in r["warnings"]) or "-"
         lo, hi = r["wer_diff_90"]
+        mcd = "-" if r["mcd"] is None else f"{r['mcd']['base']:.2f} → {r['mcd']['clone']:.2f}"
         print(
             f"| {r['speaker']} | {r['variant']} | {'yes' if r['transcript'] else 'no'} | {r['mode']} | "
             f"{r['warp'] or '-'} | {r['enroll_s']:.1f} | {r['base']['secs']:.3f} | {r['clone']['secs']:.3f} | "
             f"{r['ceiling']:.3f} | "
             f"{r['gap_closed']:.2f} | {r['base']['wer']:.2f} | {r['clone']['wer']:.2f} | "
-            f"{r['clone']['wer'] - r['base']['wer']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {rt} | "
+            f"{r['clone']['wer'] - r['base']['wer']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {mcd} | {rt} | "
             f"{r['snr_db']:.0f} | {warns} |"
         )
 

@@ -20,7 +20,7 @@ RESERVED = ("ast_en", "ast_es", "ast_it", "ast_ru")
 
 @dataclass
 class RealSpeaker:
-    """One speaker: enrollment audio (16 kHz) with transcript, and held-out utterances."""
+    """One speaker: enrollment audio (16 kHz) with transcript, and held-out utterances with theirs."""
 
     name: str
     language: str
@@ -28,6 +28,7 @@ class RealSpeaker:
     enroll: np.ndarray
     transcript: str
     held_out: list[np.ndarray]
+    held_out_texts: list[str]
     sample_rate: int = 16000
 
 
@@ -53,7 +54,7 @@ def speakers(folder: Path, enroll_seconds: float = 60.0, min_held_out: int = 3) 
         if total < 10.0 or len(utts) < min_held_out + 2:
             continue
         budget = min(enroll_seconds, 0.8 * total)
-        enroll, texts, held, used = [], [], [], 0.0
+        enroll, texts, held, held_texts, used = [], [], [], [], 0.0
         for u in utts:
             x, sr = audio.decode(folder / u["wav"])
             x = audio.resample(x, sr, 16000)
@@ -63,9 +64,9 @@ def speakers(folder: Path, enroll_seconds: float = 60.0, min_held_out: int = 3) 
                 used += float(u["seconds"])
             else:
                 held.append(x)
-        out.append(
-            RealSpeaker(name, utts[0]["lang"], utts[0]["sex"], np.concatenate(enroll), " ".join(texts), held[:20])
-        )
+                held_texts.append(u["text"].strip())
+        lang, sex = utts[0]["lang"], utts[0]["sex"]
+        out.append(RealSpeaker(name, lang, sex, np.concatenate(enroll), " ".join(texts), held[:20], held_texts[:20]))
     return out
 
 
