@@ -262,7 +262,6 @@ def evaluate_real(
     pieces = [spk.enroll[a:b] for a, b in itertools.pairwise(cuts)]
     ceiling = float(np.mean([cosine(judge.embed(p, sr), centroid) for p in pieces]))
     opts = SynthesisOptions(language="en")
-    base = engine.bases["en"]
     rows: dict[str, dict[str, list[float]]] = {k: {"secs": [], "err": [], "n": []} for k in ("base", "clone")}
     texts = [corpus.SENTENCES[i] for i in corpus.HELD_OUT]
     pace = engine.reading_pace(prompt)
@@ -271,9 +270,7 @@ def evaluate_real(
             rows[k]["err"].append(0)
             rows[k]["n"].append(0)
         for draw in range(readings):
-            reading = list(base.speak(ref_text, pace))  # the clone is this very reading converted: paired
-            clone = np.concatenate(list(engine.convert(reading, prompt, opts)))
-            outs = {"base": np.concatenate(reading), "clone": clone}
+            outs = dict(zip(("base", "clone"), read_and_convert(engine, prompt, ref_text, pace, opts), strict=True))
             for k, y in outs.items():
                 if i < len(texts) and draw == 0:
                     rows[k]["secs"].append(cosine(judge.embed(y, engine.sample_rate), centroid))
@@ -281,7 +278,6 @@ def evaluate_real(
                 rows[k]["err"][-1] += e
                 rows[k]["n"][-1] += n
     out = {
-        "mcd": parallel_mcd(engine, spk, prompt, pace, opts) if language == "en" else None,
         "speaker": spk.name,
         "variant": variant,
         "transcript": use_transcript,
@@ -292,6 +288,7 @@ def evaluate_real(
         "rt60_s": report.rt60_s,
         "snr_db": report.snr_db,
         "warnings": list(report.reasons),
+        "mcd": parallel_mcd(engine, spk, prompt, pace, opts) if language == "en" else None,
     }
     for k, r in rows.items():
         out[k] = {"secs": float(np.mean(r["secs"])), "wer": sum(r["err"]) / max(sum(r["n"]), 1)}
@@ -307,14 +304,18 @@ def evaluate_real(
 MCD_UTTERANCES = 5
 
 
+def read_and_convert(engine: ClassicEngine, prompt, words: str, pace: float, opts: SynthesisOptions) -> tuple:
+    """The English base voice reading ``words`` at ``pace``, and the clone as that very reading converted (paired)."""
+    reading = list(engine.bases["en"].speak(words, pace))
+    return np.concatenate(reading), np.concatenate(list(engine.convert(reading, prompt, opts)))
+
+
 def parallel_mcd(engine: ClassicEngine, spk, prompt, pace: float, opts: SynthesisOptions) -> dict[str, float]:
     """Mean MCD (dB) of the base voice's and the clone's readings of the speaker's held-out texts against the
     speaker's own recordings of them (DTW-aligned; ``distortion``)."""
     out: dict[str, list[float]] = {"base": [], "clone": []}
     for ref, words in list(zip(spk.held_out, spk.held_out_texts, strict=True))[:MCD_UTTERANCES]:
-        reading = list(engine.bases["en"].speak(words, pace))
-        clone = np.concatenate(list(engine.convert(reading, prompt, opts)))
-        for k, y in (("base", np.concatenate(reading)), ("clone", clone)):
+        for k, y in zip(("base", "clone"), read_and_convert(engine, prompt, words, pace, opts), strict=True):
             y16 = audio.resample(y, engine.sample_rate, spk.sample_rate)
             out[k].append(distortion(y16, ref, spk.sample_rate)[0])
     return {k: float(np.mean(v)) for k, v in out.items()}
